@@ -1,0 +1,48 @@
+# Every target installs what it needs first, so `make run` and `make test` work on a fresh clone
+# that has nothing but python3 (3.11+).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run run-mocks run-bff test lint format typecheck check clean
+
+install: $(STAMP)
+
+# Reinstalls only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+# The three mock services and the BFF in the foreground; Ctrl-C stops all of them.
+run: install
+	@$(BIN)/python -m mock_services & mocks=$$!; \
+	trap 'kill $$mocks 2>/dev/null; wait $$mocks 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python -m bff
+
+run-mocks: install
+	$(BIN)/python -m mock_services
+
+run-bff: install
+	$(BIN)/python -m bff
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
