@@ -1,0 +1,39 @@
+"""`python -m bff [--host H] [--port N] [--workers N]`: flags win over the environment."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from bff.server import run
+from bff.settings import Settings, SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bff",
+        description="Product-details BFF. Settings come from BFF_* and OTEL_* environment "
+        "variables (see README); these flags override them.",
+    )
+    parser.add_argument("--host", help="address to listen on (BFF_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (BFF_PORT, default 8080; 0 = any)")
+    parser.add_argument(
+        "--workers", type=int, help="worker processes (BFF_WORKERS, default: CPU count)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ, tty=sys.stdout.isatty())
+    except SettingsError as exc:
+        parser.exit(2, f"python -m bff: invalid setting: {exc}\n")
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    if overrides.get("workers", 1) < 1:
+        parser.error("--workers must be >= 1")
+    if not 0 <= overrides.get("port", 0) <= 65535:
+        parser.error("--port must be 0-65535")
+    return run(dataclasses.replace(settings, **overrides))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Fan-out, deadline and merge: the heart of `GET /product-details/{id}`.
+
+The three calls start together. We answer as soon as all have finished, or at the deadline
+with what has arrived. The product is essential: when its call fails we answer at once and
+cancel the others. Reviews and inventory are optional: when they fail, the answer says so in
+`degraded` and `error` instead of failing.
+
+Each call bounds itself by the deadline (see `bff.clients.base`); the wait here has a small
+grace on top as a safety net, so no bug in a client can hold a response past the deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bff.clients.base import DownstreamClient
+from bff.clients.call import CallContext
+from bff.clients.endpoints import INVENTORY, PRODUCT, REVIEWS
+from bff.errors import DownstreamError, DownstreamTimeout
+from bff.models import Inventory, Product, ProductDetails, Review, ReviewSummary
+
+T = TypeVar("T")
+_SAFETY_GRACE_S = 0.005
+_NO_REVIEWS = ReviewSummary(count=0, average_rating=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Clients:
+    product: DownstreamClient
+    reviews: DownstreamClient
+    inventory: DownstreamClient
+
+    def all(self) -> tuple[DownstreamClient, ...]:
+        return (self.product, self.reviews, self.inventory)
+
+
+async def product_details(clients: Clients, product_id: str, ctx: CallContext) -> ProductDetails:
+    product_task = _start(clients.product.fetch(PRODUCT, product_id, ctx), "product")
+    reviews_task = _start(clients.reviews.fetch(REVIEWS, product_id, ctx), "reviews")
+    inventory_task = _start(clients.inventory.fetch(INVENTORY, product_id, ctx), "inventory")
+    pending = {product_task, reviews_task, inventory_task}
+    try:
+        while pending:
+            timeout = ctx.deadline.remaining() + _SAFETY_GRACE_S
+            done, pending = await asyncio.wait(
+                pending, timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                break  # safety net: the deadline passed and a call did not stop by itself
+            if product_task in done and product_task.exception() is not None:
+                break
+    finally:
+        for task in pending:
+            task.cancel()
+            task.add_done_callback(_consume)
+
+    if not product_task.done():
+        raise DownstreamTimeout("product", "deadline reached")
+    product: Product = product_task.result()  # raises the product's DownstreamError
+    degraded: dict[str, str] = {}
+    reviews: list[Review] | None = _optional(reviews_task, degraded)
+    inventory: Inventory | None = _optional(inventory_task, degraded)
+    return ProductDetails(
+        product=product,
+        reviews=reviews or [],
+        review_summary=ReviewSummary.of(reviews) if reviews else _NO_REVIEWS,
+        inventory=inventory,
+        degraded=degraded,
+        error="; ".join(f"{part}: {reason}" for part, reason in degraded.items()) or None,
+    )
+
+
+def _start(coro: Coroutine[Any, Any, T], part: str) -> asyncio.Task[T]:
+    return asyncio.get_running_loop().create_task(coro, name=part)
+
+
+def _optional(task: asyncio.Task[T], degraded: dict[str, str]) -> T | None:
+    """The part's value, or None with its reason recorded in `degraded`."""
+    if not task.done() or task.cancelled():
+        degraded[task.get_name()] = "timeout"
+        return None
+    try:
+        return task.result()
+    except DownstreamError as exc:
+        # A 404 for an optional part (inventory has no record) is reported in the contract's
+        # vocabulary: the part is unavailable, not the product.
+        degraded[task.get_name()] = "unavailable" if exc.reason == "not_found" else exc.reason
+        return None
+
+
+def _consume(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

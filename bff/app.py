@@ -1,0 +1,73 @@
+"""`create_app(settings)`: the application factory. No I/O here; clients open at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from bff.aggregate import Clients
+from bff.clients.base import DownstreamClient
+from bff.keys import CLIENTS, LIFECYCLE, SETTINGS
+from bff.lifecycle import Lifecycle
+from bff.middlewares import edge_middleware
+from bff.observability.logging import log
+from bff.routes import setup_routes
+from bff.settings import DownstreamSettings, Settings
+
+# GET requests carry no body; anything larger than this is refused with 413.
+_MAX_REQUEST_BODY = 16 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[edge_middleware], client_max_size=_MAX_REQUEST_BODY)
+    app[SETTINGS] = settings
+    app[LIFECYCLE] = Lifecycle()
+    setup_routes(app)
+    app.cleanup_ctx.append(_downstream_clients)
+    return app
+
+
+def _on_breaker_transition(service: str, old: str, new: str) -> None:
+    log.warning("breaker_transition", service=service, old_state=old, new_state=new)
+
+
+async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
+    """One ClientSession per app, shared by the three clients, sized for high concurrency."""
+    settings = app[SETTINGS]
+    connector = aiohttp.TCPConnector(
+        # aiohttp's default of 100 connections in all queues calls past the deadline under
+        # load; bulkheads (max_in_flight per service) are the real cap.
+        limit=settings.max_connections,
+        limit_per_host=0,
+        ttl_dns_cache=60,
+        keepalive_timeout=30,
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        # Timeouts come from the deadline and the per-attempt policy, not from aiohttp.
+        timeout=aiohttp.ClientTimeout(total=None),
+        raise_for_status=False,
+        trust_env=False,
+    )
+
+    def client(ds: DownstreamSettings) -> DownstreamClient:
+        return DownstreamClient(
+            ds,
+            session,
+            propagation_margin_s=settings.propagation_margin_ms / 1000,
+            on_breaker_transition=_on_breaker_transition,
+        )
+
+    app[CLIENTS] = Clients(
+        product=client(settings.product),
+        reviews=client(settings.reviews),
+        inventory=client(settings.inventory),
+    )
+    app[LIFECYCLE].started = True
+    try:
+        yield
+    finally:
+        app[LIFECYCLE].draining = True
+        await session.close()

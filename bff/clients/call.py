@@ -1,0 +1,57 @@
+"""What one request carries to its downstream calls, and what each call records.
+
+`CallContext` is built once per request (deadline, ids, the few client headers we forward);
+`CallState` is one per downstream call and is what Server-Timing and the access log read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bff.deadline import Deadline
+
+if TYPE_CHECKING:
+    from bff.errors import DownstreamError
+    from bff.resilience.pool import Instance
+
+
+class CallContext:
+    __slots__ = ("calls", "deadline", "headers", "request_id")
+
+    def __init__(self, deadline: Deadline, request_id: str, headers: dict[str, str]) -> None:
+        self.deadline = deadline
+        self.request_id = request_id
+        # Sent on every downstream attempt; X-Request-Timeout-Ms is added per attempt.
+        self.headers = headers
+        self.calls: list[CallState] = []
+
+    def new_call(self, service: str) -> CallState:
+        state = CallState(service, self.deadline.elapsed())
+        self.calls.append(state)
+        return state
+
+
+class CallState:
+    __slots__ = (
+        "attempts",
+        "duration",
+        "error",
+        "last_instance",
+        "next_delay",
+        "outcome",
+        "service",
+        "started",
+        "value",
+    )
+
+    def __init__(self, service: str, started: float) -> None:
+        self.service = service
+        self.started = started
+        self.duration: float | None = None
+        self.attempts = 0
+        self.last_instance: Instance | None = None
+        self.next_delay = 0.0
+        self.value: Any = None
+        self.error: DownstreamError | None = None
+        # "ok", a contract reason ("timeout", "circuit_open", ...) or "cancelled".
+        self.outcome = "pending"

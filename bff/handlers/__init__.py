@@ -1,0 +1,1 @@
+"""HTTP handlers: thin; they validate, call the domain code and encode."""

@@ -1,0 +1,45 @@
+"""The one edge middleware: request id, errors as problem+json, Server-Timing, access log.
+
+It is the only place that turns exceptions into responses: a `BffError` gets its contract
+status, aiohttp's own HTTP errors (404, 405 with `Allow`, 413) become problems too, and any
+other exception is logged with its traceback and answered 500 with nothing internal in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from bff import problems, validation
+from bff.errors import BffError
+from bff.keys import CALL_CONTEXT, REQUEST_ID
+from bff.observability.logging import access_log, log
+from bff.timing import server_timing
+
+
+@web.middleware
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    request_id = validation.request_id(request.headers.get("X-Request-ID"))
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = problems.from_http_exception(exc, instance=request.path, request_id=request_id)
+    except BffError as exc:
+        response = problems.from_error(exc, instance=request.path, request_id=request_id)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled_error", request_id=request_id, path=request.path)
+        response = problems.internal_error(instance=request.path, request_id=request_id)
+
+    total = time.perf_counter() - started
+    ctx = request.get(CALL_CONTEXT)
+    response.headers["X-Request-ID"] = request_id
+    response.headers["Server-Timing"] = server_timing(ctx, total)
+    access_log(request, request_id, response.status, total, ctx)
+    return response

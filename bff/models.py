@@ -1,0 +1,70 @@
+"""Typed payloads: the downstream wire format (contract §1) and our own response (§2).
+
+Decoding into these structs *is* the validation: a body that does not match raises
+`msgspec.ValidationError` at the client edge and becomes `bad_response`. Unknown fields are
+ignored, as the contract asks.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+Rating = Annotated[int, msgspec.Meta(ge=1, le=5)]
+Stock = Annotated[int, msgspec.Meta(ge=0)]
+Price = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Product(msgspec.Struct, frozen=True, gc=False):
+    id: str
+    name: str
+    description: str
+    price: Price
+
+
+class Review(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+    product_id: str
+    rating: Rating
+    comment: str
+    author: str
+
+
+class Inventory(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+    product_id: str
+    stock: Stock
+
+
+class ReviewSummary(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+    count: int
+    average_rating: float | None
+
+    @classmethod
+    def of(cls, reviews: list[Review]) -> ReviewSummary:
+        if not reviews:
+            return cls(count=0, average_rating=None)
+        total = sum(r.rating for r in reviews)
+        return cls(count=len(reviews), average_rating=round(total / len(reviews), 2))
+
+
+class ProductDetails(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """The aggregate. `error` is left out when nothing is degraded (omit_defaults)."""
+
+    product: Product
+    reviews: list[Review]
+    review_summary: ReviewSummary
+    inventory: Inventory | None
+    degraded: dict[str, str]
+    error: str | None = None
+
+
+class Problem(msgspec.Struct, frozen=True, gc=False, rename="camel", omit_defaults=True):
+    """RFC 9457 problem details, plus the request id so a user can quote it to support."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str
+    invalid_params: list[dict[str, str]] | None = None

@@ -1,0 +1,1 @@
+"""Logs (structlog), and later traces and metrics: what operators see of the BFF."""

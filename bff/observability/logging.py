@@ -1,0 +1,80 @@
+"""structlog set-up and the access line: one JSON object per line, or colored console lines.
+
+JSON is the default when stdout is not a terminal. Header values are never logged except the
+request id (validated plain); `Authorization` and cookies cannot reach a log line from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from bff.clients.call import CallContext
+
+log: structlog.typing.FilteringBoundLogger = structlog.get_logger("bff")
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+
+
+def _render_json(_: Any, __: str, event: structlog.typing.EventDict) -> bytes:
+    return _encode(event)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    numeric = logging.getLevelNamesMapping()[level]
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if fmt == "json":
+        processors: list[structlog.typing.Processor] = [
+            *shared,
+            structlog.processors.format_exc_info,
+            _render_json,
+        ]
+        factory: Any = structlog.BytesLoggerFactory(sys.stdout.buffer)
+    else:
+        processors = [*shared, structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
+        factory = structlog.PrintLoggerFactory(sys.stdout)
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=factory,
+        cache_logger_on_first_use=True,
+    )
+    # Libraries log through the standard library: keep their warnings, on stderr.
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
+
+
+def access_log(
+    request: web.Request,
+    request_id: str,
+    status: int,
+    duration_s: float,
+    ctx: CallContext | None,
+) -> None:
+    fields: dict[str, Any] = {}
+    if ctx is not None:
+        parts = {}
+        degraded = []
+        for call in ctx.calls:
+            parts[call.service] = {"outcome": call.outcome, "attempts": call.attempts}
+            if call.outcome not in ("ok", "pending", "cancelled") and call.service != "product":
+                degraded.append(call.service)
+        fields["parts"] = parts
+        fields["degraded"] = degraded
+    resource = request.match_info.route.resource
+    log.info(
+        "request",
+        request_id=request_id,
+        method=request.method,
+        route=resource.canonical if resource is not None else None,
+        status=status,
+        duration_ms=round(duration_s * 1000, 2),
+        **fields,
+    )

@@ -1,0 +1,104 @@
+"""Every error becomes an RFC 9457 problem+json response here, and only here.
+
+The status for each error of `bff.errors` is decided in `_for_downstream`; the body never
+carries a traceback or an internal detail of an unexpected error (those go to the log).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import msgspec
+from aiohttp import web
+
+from bff.errors import BffError, DownstreamError, InvalidRequest
+from bff.models import Problem
+
+CONTENT_TYPE = "application/problem+json"
+_encode = msgspec.json.Encoder().encode
+
+# (status, type slug, title) per downstream reason, when the essential part failed.
+_DOWNSTREAM: dict[str, tuple[int, str, str]] = {
+    "not_found": (404, "not-found", "Product not found"),
+    "timeout": (504, "upstream-timeout", "Product service did not answer in time"),
+    "circuit_open": (503, "upstream-circuit-open", "Product service is failing; not called"),
+    "overloaded": (503, "overloaded", "Too many calls in flight to the product service"),
+    "unavailable": (502, "upstream-unavailable", "Product service failed"),
+    "bad_response": (502, "upstream-bad-response", "Product service sent an unusable answer"),
+}
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str,
+    request_id: str,
+    headers: Mapping[str, str] | None = None,
+    invalid_params: list[dict[str, str]] | None = None,
+) -> web.Response:
+    body = Problem(
+        type=f"/problems/{slug}",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=instance,
+        request_id=request_id,
+        invalid_params=invalid_params,
+    )
+    return web.Response(
+        status=status, body=_encode(body), content_type=CONTENT_TYPE, headers=headers
+    )
+
+
+def from_error(exc: BffError, *, instance: str, request_id: str) -> web.Response:
+    if isinstance(exc, InvalidRequest):
+        return problem(
+            400,
+            "invalid-request",
+            "Invalid request",
+            exc.detail,
+            instance=instance,
+            request_id=request_id,
+            invalid_params=[{"name": exc.field, "reason": exc.detail}],
+        )
+    if isinstance(exc, DownstreamError):
+        status, slug, title = _DOWNSTREAM.get(exc.reason, _DOWNSTREAM["unavailable"])
+        headers = None
+        if status == 503:
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after or 1)))}
+        detail = f"{exc.service}: {exc.reason}"
+        return problem(
+            status, slug, title, detail, instance=instance, request_id=request_id, headers=headers
+        )
+    return internal_error(instance=instance, request_id=request_id)
+
+
+def from_http_exception(exc: web.HTTPException, *, instance: str, request_id: str) -> web.Response:
+    """aiohttp's own 404/405/413/... (routing, body limits) as problems, keeping `Allow`."""
+    headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+    slug = exc.reason.lower().replace(" ", "-")
+    detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+    return problem(
+        exc.status,
+        slug,
+        exc.reason,
+        detail,
+        instance=instance,
+        request_id=request_id,
+        headers=headers,
+    )
+
+
+def internal_error(*, instance: str, request_id: str) -> web.Response:
+    return problem(
+        500,
+        "internal-error",
+        "Internal error",
+        "The BFF failed unexpectedly; quote the request id when reporting it.",
+        instance=instance,
+        request_id=request_id,
+    )

@@ -1,0 +1,14 @@
+"""The URL map. `{id:.*}` on purpose: a bad id gets a 400 from validation, not a 404."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bff.handlers.health import healthz, readyz
+from bff.handlers.product_details import get_product_details
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/product-details/{id:.*}", get_product_details, name="product-details")
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")

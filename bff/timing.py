@@ -1,0 +1,21 @@
+"""The `Server-Timing` header: one entry per downstream part, then the total."""
+
+from __future__ import annotations
+
+from bff.clients.call import CallContext
+
+
+def server_timing(ctx: CallContext | None, total_s: float) -> str:
+    entries = []
+    if ctx is not None:
+        now = ctx.deadline.elapsed()
+        for call in ctx.calls:
+            duration = call.duration if call.duration is not None else now - call.started
+            entry = f"{call.service};dur={duration * 1000:.1f}"
+            if call.outcome != "ok":
+                # "pending" here means the call was cancelled and has not unwound yet.
+                outcome = "cancelled" if call.outcome == "pending" else call.outcome
+                entry += f';desc="{outcome}"'
+            entries.append(entry)
+    entries.append(f"total;dur={total_s * 1000:.1f}")
+    return ", ".join(entries)

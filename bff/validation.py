@@ -1,0 +1,39 @@
+"""Checks on what a client sends, done before any work and before anything goes downstream."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from bff.errors import InvalidRequest
+
+PRODUCT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Echoed into a response header and every log line: short and plain only.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_TIMEOUT_MS = re.compile(r"[0-9]{1,9}")
+
+
+def product_id(raw: str) -> str:
+    if PRODUCT_ID.fullmatch(raw) is None:
+        raise InvalidRequest("id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'", field="id")
+    return raw
+
+
+def client_budget_s(raw: str | None) -> float | None:
+    """`X-Request-Timeout-Ms`: a whole number of milliseconds, 1 to 999999999."""
+    if raw is None:
+        return None
+    value = raw.strip()
+    if _TIMEOUT_MS.fullmatch(value) is None or int(value) < 1:
+        raise InvalidRequest(
+            "X-Request-Timeout-Ms must be a whole number of milliseconds >= 1",
+            field="X-Request-Timeout-Ms",
+        )
+    return int(value) / 1000
+
+
+def request_id(raw: str | None) -> str:
+    """The client's id when it is short and plain, otherwise a new random one."""
+    if raw is not None and REQUEST_ID.fullmatch(raw) is not None:
+        return raw
+    return os.urandom(16).hex()
