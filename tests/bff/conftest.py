@@ -1,0 +1,41 @@
+"""Fixtures for the BFF's tests: real mock services on loopback and a BFF pointed at them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from bff_support import KINDS, BffClient, MakeBff, Mocks
+from pytest_aiohttp import AiohttpClient, AiohttpServer
+
+from bff.app import create_app
+from bff.settings import Settings
+from mock_services import create_service_app
+
+
+@pytest.fixture
+async def mocks(aiohttp_server: AiohttpServer) -> AsyncIterator[Mocks]:
+    """The three mock services at their reference latencies (50/80/30 ms)."""
+    # aiohttp's test servers cancel a handler when its client hangs up, as `python -m
+    # mock_services` does: a mock stops working when the BFF gives up on it.
+    servers = {k: await aiohttp_server(create_service_app(k)) for k in KINDS}
+    async with aiohttp.ClientSession() as session:
+        yield Mocks(servers, session)
+
+
+@pytest.fixture
+def make_bff(aiohttp_client: AiohttpClient, mocks: Mocks) -> MakeBff:
+    """Build a BFF from an environment dict (on top of the mocks' URLs) and return a client."""
+
+    async def make(**env: Any) -> BffClient:
+        settings = Settings.from_env({**mocks.env(), **{k: str(v) for k, v in env.items()}})
+        return await aiohttp_client(create_app(settings))
+
+    return make
+
+
+@pytest.fixture
+async def bff(make_bff: MakeBff) -> BffClient:
+    return await make_bff()

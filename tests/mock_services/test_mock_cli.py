@@ -1,0 +1,96 @@
+"""`python -m mock_services`: flags, printed addresses, one log line per request, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from mock_services.catalogue import product_for
+from mock_services.cli import parse_args
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 10  # generous bound on every step; a healthy run takes well under a second
+
+
+class TestArguments:
+    """Flags and their defaults (CONTRACT §3)."""
+
+    def test_defaults(self) -> None:
+        args = parse_args([])
+        assert (args.host, args.product_port, args.reviews_port, args.inventory_port) == (
+            "127.0.0.1",
+            8081,
+            8082,
+            8083,
+        )
+        assert args.latency_scale == 1.0
+
+    def test_flags(self) -> None:
+        args = parse_args(["--host", "0.0.0.0", "--product-port", "0", "--latency-scale", "0"])
+        assert (args.host, args.product_port, args.latency_scale) == ("0.0.0.0", 0, 0.0)
+
+    @pytest.mark.parametrize("argv", [["--latency-scale", "-1"], ["--product-port", "70000"]])
+    def test_invalid_values_exit_2(self, argv: list[str]) -> None:
+        with pytest.raises(SystemExit) as exc:
+            parse_args(argv)
+        assert exc.value.code == 2
+
+    def test_help(self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit) as exc:
+            parse_args(["--help"])
+        assert exc.value.code == 0
+        assert "--latency-scale" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+class TestProcess:
+    """The real process: addresses on stdout, a working service, exit 0 on a signal."""
+
+    @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+    async def test_serves_and_stops_cleanly(self, sig: signal.Signals) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mock_services",
+            "--product-port=0",
+            "--reviews-port=0",
+            "--inventory-port=0",
+            "--latency-scale=0",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        try:
+            urls = {}
+            for _ in range(3):
+                line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)
+                name, url = line.decode().split()
+                urls[name] = url
+            assert set(urls) == {"product", "reviews", "inventory"}
+            assert all(not url.endswith(":0") for url in urls.values())
+
+            timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(f"{urls['product']}/products/P001") as resp,
+            ):
+                assert resp.status == 200
+                assert await resp.json() == product_for("P001")
+
+            proc.send_signal(sig)
+            returncode = await asyncio.wait_for(proc.wait(), TIMEOUT_S)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        stderr = (await proc.stderr.read()).decode()
+        assert returncode == 0, stderr
+        assert "Traceback" not in stderr
+        assert "product GET /products/P001 200" in stderr
