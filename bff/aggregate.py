@@ -55,7 +55,6 @@ async def product_details(clients: Clients, product_id: str, ctx: CallContext) -
     finally:
         for task in pending:
             task.cancel()
-            task.add_done_callback(_consume)
 
     if not product_task.done():
         raise DownstreamTimeout("product", "deadline reached")
@@ -74,7 +73,11 @@ async def product_details(clients: Clients, product_id: str, ctx: CallContext) -
 
 
 def _start(coro: Coroutine[Any, Any, T], part: str) -> asyncio.Task[T]:
-    return asyncio.get_running_loop().create_task(coro, name=part)
+    task = asyncio.get_running_loop().create_task(coro, name=part)
+    # A part whose result we never read (the product failed first) must not log
+    # "Task exception was never retrieved".
+    task.add_done_callback(_consume)
+    return task
 
 
 def _optional(task: asyncio.Task[T], degraded: dict[str, str]) -> T | None:

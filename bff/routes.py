@@ -1,4 +1,5 @@
-"""The URL map. `{id:.*}` on purpose: a bad id gets a 400 from validation, not a 404."""
+"""The URL map. The id segment matches anything (even `/` and CR/LF) on purpose: a bad id
+gets a 400 from validation, not a 404 from the router."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from bff.handlers.product_details import get_product_details
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/product-details/{id:.*}", get_product_details, name="product-details")
+    app.router.add_get(
+        r"/product-details/{id:[\s\S]*}", get_product_details, name="product-details"
+    )
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")

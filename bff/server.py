@@ -14,11 +14,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import multiprocessing
+import os
+import queue
 import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
 
 from aiohttp import web
 
@@ -36,7 +40,14 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def _serve(settings: Settings, *, reuse_port: bool, announce: bool) -> None:
+async def _serve(
+    settings: Settings,
+    *,
+    reuse_port: bool,
+    announce: bool,
+    ready: Callable[[], None] | None = None,
+    parent_pid: int | None = None,
+) -> None:
     app = create_app(settings)
     runner = web.AppRunner(
         app,
@@ -48,9 +59,9 @@ async def _serve(settings: Settings, *, reuse_port: bool, announce: bool) -> Non
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=2048)
     await site.start()
     port = settings.port
-    server = site._server
-    if isinstance(server, asyncio.base_events.Server) and server.sockets:
-        port = server.sockets[0].getsockname()[1]
+    sockets = getattr(site._server, "sockets", None)  # the real port when asked for port 0
+    if sockets:
+        port = sockets[0].getsockname()[1]
     if announce:
         print(f"bff listening on http://{settings.host}:{port}", flush=True)
     log.info("worker_started", host=settings.host, port=port)
@@ -59,22 +70,47 @@ async def _serve(settings: Settings, *, reuse_port: bool, announce: bool) -> Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready()
+    orphan_watch = None
+    if parent_pid is not None:
+        orphan_watch = asyncio.create_task(_stop_when_orphaned(parent_pid, stop))
     await stop.wait()
+    if orphan_watch is not None:
+        orphan_watch.cancel()
     app[LIFECYCLE].draining = True
     log.info("worker_stopping", grace_s=settings.shutdown_grace_s)
     await runner.cleanup()
     log.info("worker_stopped")
 
 
-def serve_worker(settings: Settings, *, reuse_port: bool = False, announce: bool = True) -> None:
+async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
+    """A worker whose supervisor died (SIGKILL, OOM) drains and exits instead of lingering."""
+    while os.getppid() == parent_pid:  # noqa: ASYNC110 - no event exists for "parent died"
+        await asyncio.sleep(0.5)
+    log.warning("supervisor_gone", parent_pid=parent_pid)
+    stop.set()
+
+
+def serve_worker(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
     _install_uvloop()
-    asyncio.run(_serve(settings, reuse_port=reuse_port, announce=announce))
+    asyncio.run(_serve(settings, reuse_port=False, announce=True))
 
 
-def _worker_main(settings: Settings) -> None:
+def _worker_main(settings: Settings, started: Queue[int], index: int, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM stops us
-    serve_worker(settings, reuse_port=True, announce=False)
+    configure_logging(settings.log_level, settings.log_format)
+    _install_uvloop()
+    asyncio.run(
+        _serve(
+            settings,
+            reuse_port=True,
+            announce=False,
+            ready=lambda: started.put(index),
+            parent_pid=parent_pid,
+        )
+    )
 
 
 def run(settings: Settings) -> int:
@@ -93,23 +129,40 @@ def _supervise(settings: Settings) -> int:
     port = reservation.getsockname()[1]
     worker_settings = dataclasses.replace(settings, port=port, workers=1)
     spawn = multiprocessing.get_context("spawn")
+    started: Queue[int] = spawn.Queue()
     stopping = False
 
-    def start() -> BaseProcess:
-        proc = spawn.Process(target=_worker_main, args=(worker_settings,), daemon=False)
+    def start(index: int) -> BaseProcess:
+        proc = spawn.Process(
+            target=_worker_main,
+            args=(worker_settings, started, index, os.getpid()),
+            name=f"bff-worker-{index}",
+        )
         proc.start()
         return proc
 
+    stop_deadline = float("inf")
+
     def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
+        nonlocal stopping, stop_deadline
+        if not stopping:
+            stop_deadline = time.monotonic() + settings.shutdown_grace_s + 5
         stopping = True
         for proc in workers:
             if proc.is_alive() and proc.pid is not None:
                 proc.terminate()  # SIGTERM: each worker drains on its own
 
-    workers = [start() for _ in range(settings.workers)]
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    workers = [start(i) for i in range(settings.workers)]
+    # Announce the address only once every worker listens: a client that reads it can connect.
+    for _ in workers:
+        try:
+            started.get(timeout=60)
+        except queue.Empty:
+            log.error("workers_did_not_start")
+            on_signal(signal.SIGTERM, None)
+            break
     print(
         f"bff listening on http://{settings.host}:{port} ({settings.workers} workers)",
         flush=True,
@@ -120,13 +173,17 @@ def _supervise(settings: Settings) -> int:
         alive = [p for p in workers if p.is_alive()]
         if stopping and not alive:
             break
+        if stopping and time.monotonic() > stop_deadline:
+            for proc in alive:
+                log.error("worker_killed_after_grace", pid=proc.pid)
+                proc.kill()
         if not stopping:
             for i, proc in enumerate(workers):
                 if not proc.is_alive():
                     failures += 1
                     log.error("worker_died", exitcode=proc.exitcode, restarts=failures)
                     time.sleep(min(5.0, 0.1 * failures))  # no tight crash loop
-                    workers[i] = start()
+                    workers[i] = start(i)
         time.sleep(0.1)
     reservation.close()
     codes = [p.exitcode for p in workers]
