@@ -35,8 +35,8 @@ def add_trace_ids(_: Any, __: str, event: structlog.typing.EventDict) -> structl
     return event
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    numeric = logging.getLevelNamesMapping()[level]
+def processors_for(fmt: str, *, colors: bool = False) -> list[structlog.typing.Processor]:
+    """The processor chain of `fmt` (tests run the JSON one against a buffer)."""
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         add_trace_ids,
@@ -44,17 +44,19 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if fmt == "json":
-        processors: list[structlog.typing.Processor] = [
-            *shared,
-            structlog.processors.format_exc_info,
-            _render_json,
-        ]
-        factory: Any = structlog.BytesLoggerFactory(sys.stdout.buffer)
+        return [*shared, structlog.processors.format_exc_info, _render_json]
+    return [*shared, structlog.dev.ConsoleRenderer(colors=colors)]
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    numeric = logging.getLevelNamesMapping()[level]
+    factory: Any
+    if fmt == "json":
+        factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
     else:
-        processors = [*shared, structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
         factory = structlog.PrintLoggerFactory(sys.stdout)
     structlog.configure(
-        processors=processors,
+        processors=processors_for(fmt, colors=sys.stdout.isatty()),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=factory,
         cache_logger_on_first_use=True,
