@@ -7,12 +7,15 @@ the app factories: no global OpenTelemetry state is touched.
 
 from __future__ import annotations
 
+import dataclasses
+import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
-from bff_support import KINDS, BffClient, Mocks
+from bff_support import KINDS, BffClient, Mocks, timed_get
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -21,6 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from bff.app import create_app
+from bff.keys import TELEMETRY
 from bff.settings import Settings, SettingsError
 from mock_services import create_service_app
 
@@ -320,3 +324,32 @@ class TestSettings:
     def test_invalid_values_name_the_variable(self, name: str, value: str) -> None:
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: value})
+
+
+class TestCollectorDown:
+    """An unreachable collector costs dropped spans, never a slow or failed request."""
+
+    async def test_requests_unaffected_and_shutdown_bounded(
+        self, aiohttp_client: AiohttpClient, mocks: Mocks, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1")  # read by the SDK
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+        settings = Settings.from_env(
+            {**mocks.env(), "OTEL_EXPORTER_OTLP_ENDPOINT": dead, "OTEL_BSP_SCHEDULE_DELAY": "1"}
+        )
+        assert settings.tracing.enabled
+        settings = dataclasses.replace(
+            settings, tracing=dataclasses.replace(settings.tracing, flush_timeout_s=0.3)
+        )
+        client = await aiohttp_client(create_app(settings))
+        assert client.app[TELEMETRY].tracer is not None  # a real provider, exporting
+        for _ in range(5):
+            resp, body, took = await timed_get(client, "/product-details/P001")
+            assert resp.status == 200
+            assert body["degraded"] == {}
+            assert took < 0.3  # reference latencies: ~80 ms
+        started = time.perf_counter()
+        await client.close()
+        assert time.perf_counter() - started < 1.5
