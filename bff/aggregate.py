@@ -59,7 +59,7 @@ async def product_details(clients: Clients, product_id: str, ctx: CallContext) -
     if not product_task.done():
         raise DownstreamTimeout("product", "deadline reached")
     product: Product = product_task.result()  # raises the product's DownstreamError
-    degraded: dict[str, str] = {}
+    degraded = ctx.degraded
     reviews: list[Review] | None = _optional(reviews_task, degraded)
     inventory: Inventory | None = _optional(inventory_task, degraded)
     return ProductDetails(

@@ -1,4 +1,5 @@
-"""`create_app(settings)`: the application factory. No I/O here; clients open at start-up."""
+"""`create_app(settings)`: the application factory. No I/O here; clients and the tracer
+provider (with its export thread) open at start-up, and close in the reverse order."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from opentelemetry import trace
 
 from bff.aggregate import Clients
 from bff.clients.base import DownstreamClient
-from bff.keys import CLIENTS, LIFECYCLE, SETTINGS
+from bff.keys import CLIENTS, LIFECYCLE, SETTINGS, TELEMETRY
 from bff.lifecycle import Lifecycle
 from bff.middlewares import edge_middleware
-from bff.observability.logging import log
+from bff.observability import metrics, tracing
+from bff.observability.downstream import on_breaker_transition
+from bff.observability.middleware import telemetry_middleware
 from bff.routes import setup_routes
 from bff.settings import DownstreamSettings, Settings
 
@@ -20,17 +24,36 @@ from bff.settings import DownstreamSettings, Settings
 _MAX_REQUEST_BODY = 16 * 1024
 
 
-def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[edge_middleware], client_max_size=_MAX_REQUEST_BODY)
+def create_app(
+    settings: Settings, *, tracer_provider: trace.TracerProvider | None = None
+) -> web.Application:
+    """`tracer_provider`: trace with this one (tests) instead of what `settings.tracing` says."""
+    app = web.Application(
+        middlewares=[telemetry_middleware, edge_middleware], client_max_size=_MAX_REQUEST_BODY
+    )
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()
+    tracer = (
+        None if tracer_provider is None else tracer_provider.get_tracer(tracing.INSTRUMENTATION)
+    )
+    app[TELEMETRY] = tracing.Telemetry(tracer)
     setup_routes(app)
+    if tracer_provider is None and settings.tracing.enabled:
+        app.cleanup_ctx.append(_tracer_provider)
     app.cleanup_ctx.append(_downstream_clients)
     return app
 
 
-def _on_breaker_transition(service: str, old: str, new: str) -> None:
-    log.warning("breaker_transition", service=service, old_state=old, new_state=new)
+async def _tracer_provider(app: web.Application) -> AsyncIterator[None]:
+    """This worker's own provider: export threads do not survive a fork, and the global
+    provider can be set only once per process."""
+    settings = app[SETTINGS].tracing
+    provider = tracing.build_tracer_provider(settings)
+    app[TELEMETRY].tracer = provider.get_tracer(tracing.INSTRUMENTATION)
+    try:
+        yield
+    finally:
+        await tracing.shutdown_provider(provider, settings.flush_timeout_s)
 
 
 async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
@@ -64,8 +87,12 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
             ds,
             session,
             propagation_margin_s=settings.propagation_margin_ms / 1000,
-            on_breaker_transition=_on_breaker_transition,
+            on_breaker_transition=on_breaker_transition,
+            tracer=app[TELEMETRY].tracer,
         )
+
+    for ds in settings.downstreams:
+        metrics.set_breaker_state(ds.name, "closed")
 
     app[CLIENTS] = Clients(
         product=client(settings.product),

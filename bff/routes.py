@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bff.handlers.health import healthz, readyz
+from bff.handlers.metrics import get_metrics
 from bff.handlers.product_details import get_product_details
 
 
@@ -15,3 +16,4 @@ def setup_routes(app: web.Application) -> None:
     )
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
+    app.router.add_get("/metrics", get_metrics, name="metrics")

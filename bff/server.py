@@ -6,7 +6,9 @@ single-loop aiohttp server (uvloop when available). We chose it over gunicorn's 
 because it needs no extra dependency or config file and keeps start-up, signals and the port-0
 case (tests) in one small module. The supervisor reserves the port (bound, not listening, so it
 never receives connections), starts the workers, forwards SIGTERM/SIGINT, restarts a worker
-that crashes, and exits 0 once all workers stopped cleanly.
+that crashes, and exits 0 once all workers stopped cleanly. It also gives the workers a clean
+metrics directory (prometheus_client's multiprocess mode) so that `/metrics`, whichever worker
+answers it, counts for all of them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from aiohttp import web
 
 from bff.app import create_app
 from bff.keys import LIFECYCLE
+from bff.observability import metrics
 from bff.observability.logging import configure_logging, log
 from bff.settings import Settings
 
@@ -58,10 +61,8 @@ async def _serve(
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=2048)
     await site.start()
-    port = settings.port
-    sockets = getattr(site._server, "sockets", None)  # the real port when asked for port 0
-    if sockets:
-        port = sockets[0].getsockname()[1]
+    # The bound port (port 0 asks for any); `runner.addresses` works with uvloop's server too.
+    port = runner.addresses[0][1] if runner.addresses else settings.port
     if announce:
         print(f"bff listening on http://{settings.host}:{port}", flush=True)
     log.info("worker_started", host=settings.host, port=port)
@@ -127,7 +128,9 @@ def _supervise(settings: Settings) -> int:
     reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     reservation.bind((settings.host, settings.port))
     port = reservation.getsockname()[1]
-    worker_settings = dataclasses.replace(settings, port=port, workers=1)
+    # Before the first worker starts: prometheus_client picks its storage at import.
+    metrics_dir, created_dir = metrics.prepare_multiprocess_dir(settings.metrics_dir)
+    worker_settings = dataclasses.replace(settings, port=port, workers=1, metrics_dir=metrics_dir)
     spawn = multiprocessing.get_context("spawn")
     started: Queue[int] = spawn.Queue()
     stopping = False
@@ -182,10 +185,14 @@ def _supervise(settings: Settings) -> int:
                 if not proc.is_alive():
                     failures += 1
                     log.error("worker_died", exitcode=proc.exitcode, restarts=failures)
+                    metrics.worker_exited(proc.pid, metrics_dir)
                     time.sleep(min(5.0, 0.1 * failures))  # no tight crash loop
                     workers[i] = start(i)
         time.sleep(0.1)
     reservation.close()
+    for proc in workers:
+        metrics.worker_exited(proc.pid, metrics_dir)
+    metrics.remove_multiprocess_dir(metrics_dir, created_dir)
     codes = [p.exitcode for p in workers]
     log.info("supervisor_stopped", exit_codes=codes)
     return 0 if all(c == 0 for c in codes) else 1

@@ -16,6 +16,16 @@ from yarl import URL
 
 SERVICES = ("product", "reviews", "inventory")
 LogFormat = Literal["json", "console"]
+SAMPLERS = frozenset(
+    {
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    }
+)
 T = TypeVar("T")
 
 
@@ -60,6 +70,22 @@ class DownstreamSettings:
     outlier: OutlierSettings = field(default_factory=OutlierSettings)
 
 
+@dataclass(frozen=True, slots=True)
+class TracingSettings:
+    """What the standard OTEL_* variables decide; the SDK reads its finer knobs itself
+    (OTEL_EXPORTER_OTLP_HEADERS/_TIMEOUT, OTEL_BSP_*, OTEL_RESOURCE_ATTRIBUTES)."""
+
+    # Off unless an OTLP endpoint (or OTEL_TRACES_EXPORTER=otlp) is configured: nothing
+    # configured means no spans are made at all, not spans made and dropped.
+    enabled: bool = False
+    endpoint: str = "http://localhost:4318/v1/traces"
+    service_name: str = "product-details-bff"
+    sampler: str = "parentbased_always_on"
+    sampler_arg: float = 1.0
+    # How long a stopping worker waits for its last spans to leave (collector may be down).
+    flush_timeout_s: float = 2.0
+
+
 _DEFAULT_PORTS = {"product": 8081, "reviews": 8082, "inventory": 8083}
 
 
@@ -79,6 +105,10 @@ class Settings:
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     shutdown_grace_s: float = 10.0
+    tracing: TracingSettings = field(default_factory=TracingSettings)
+    # prometheus_client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR); the supervisor
+    # makes one for its workers when several run and none is given.
+    metrics_dir: str | None = None
 
     @property
     def downstreams(self) -> tuple[DownstreamSettings, ...]:
@@ -101,7 +131,27 @@ class Settings:
             log_level=read("BFF_LOG_LEVEL", _log_level, "INFO"),
             log_format=read("BFF_LOG_FORMAT", _log_format, "console" if tty else "json"),
             shutdown_grace_s=read("BFF_SHUTDOWN_GRACE_S", _positive_float, 10.0),
+            tracing=_tracing(read),
+            metrics_dir=read("PROMETHEUS_MULTIPROC_DIR", str, None),
         )
+
+
+def _tracing(read: _Reader) -> TracingSettings:
+    default = TracingSettings()
+    if read("OTEL_SDK_DISABLED", str, "false").lower() == "true":
+        return default
+    exporter = read("OTEL_TRACES_EXPORTER", _traces_exporter, None)
+    endpoint = read("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", _http_url, None)
+    if endpoint is None:
+        base = read("OTEL_EXPORTER_OTLP_ENDPOINT", _http_url, None)
+        endpoint = None if base is None else base.rstrip("/") + "/v1/traces"
+    return TracingSettings(
+        enabled=exporter == "otlp" or (exporter is None and endpoint is not None),
+        endpoint=endpoint or default.endpoint,
+        service_name=read("OTEL_SERVICE_NAME", str, default.service_name),
+        sampler=read("OTEL_TRACES_SAMPLER", _sampler, default.sampler),
+        sampler_arg=read("OTEL_TRACES_SAMPLER_ARG", _ratio, default.sampler_arg),
+    )
 
 
 def _downstream(read: _Reader, name: str) -> DownstreamSettings:
@@ -204,6 +254,27 @@ def _log_format(raw: str) -> LogFormat:
     if raw == "console":
         return "console"
     raise ValueError("must be 'json' or 'console'")
+
+
+def _traces_exporter(raw: str) -> str:
+    value = raw.lower()
+    if value not in {"otlp", "none"}:
+        raise ValueError("only 'otlp' (OTLP over HTTP) or 'none' are supported")
+    return value
+
+
+def _sampler(raw: str) -> str:
+    value = raw.lower()
+    if value not in SAMPLERS:
+        raise ValueError(f"must be one of {', '.join(sorted(SAMPLERS))}")
+    return value
+
+
+def _http_url(raw: str) -> str:
+    url = URL(raw)
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ValueError("must be an http(s) URL")
+    return raw
 
 
 def _urls(raw: str) -> tuple[URL, ...]:

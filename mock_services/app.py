@@ -14,12 +14,14 @@ import logging
 import time
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
+from opentelemetry.trace import TracerProvider
 
 from .admin import setup_admin_routes
 from .faults import FaultSettings, Outcome
 from .handlers import handler_for
 from .state import DEFAULT_LATENCY_MS, PLAN, SERVICE_KINDS, SERVICE_STATE, ServiceKind, ServiceState
+from .tracing import tracing_middleware
 
 __all__ = ["ROUTES", "create_service_app"]
 
@@ -37,10 +39,12 @@ def create_service_app(
     *,
     latency_scale: float = 1.0,
     seed_faults: FaultSettings | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> web.Application:
     """A mock `kind` service. Its default latency (CONTRACT §1) is multiplied by
     `latency_scale` (0: none); `seed_faults` are the faults in force at start
-    (`DELETE /__faults` goes back to the defaults, not to these)."""
+    (`DELETE /__faults` goes back to the defaults, not to these). With a `tracer_provider`,
+    each request gets a server span continuing the caller's `traceparent`."""
     if kind not in SERVICE_KINDS:
         raise ValueError(f"unknown service kind: {kind!r}")
     if not latency_scale >= 0:
@@ -49,7 +53,11 @@ def create_service_app(
     if seed_faults is not None:
         state.install(seed_faults)
 
-    app = web.Application(middlewares=[_track])
+    middlewares: list[Middleware] = [_track]
+    if tracer_provider is not None:
+        tracer = tracer_provider.get_tracer("mock_services")
+        middlewares.insert(0, tracing_middleware(tracer, ROUTES[kind]))
+    app = web.Application(middlewares=middlewares)
     app[SERVICE_STATE] = state
     app.router.add_get(ROUTES[kind], handler_for(kind))
     setup_admin_routes(app)

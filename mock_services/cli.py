@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .app import create_service_app
 from .state import SERVICE_KINDS
+from .tracing import provider_from_env, shutdown_providers
 
 __all__ = ["main", "parse_args", "serve"]
 
@@ -67,9 +68,15 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     runners: list[web.AppRunner] = []
+    providers = []
     try:
         for kind in SERVICE_KINDS:
-            app = create_service_app(kind, latency_scale=args.latency_scale)
+            provider = provider_from_env(kind)  # None unless OTEL_* asks for traces
+            if provider is not None:
+                providers.append(provider)
+            app = create_service_app(
+                kind, latency_scale=args.latency_scale, tracer_provider=provider
+            )
             # access_log=None: the app's middleware already logs one line per request.
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             runners.append(runner)
@@ -82,6 +89,7 @@ async def serve(args: argparse.Namespace) -> None:
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+        await shutdown_providers(providers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

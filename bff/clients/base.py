@@ -32,6 +32,7 @@ from typing import Any, TypeVar, cast
 import aiohttp
 import msgspec
 from aiohttp_retry import RequestParams, RetryClient
+from opentelemetry.trace import Tracer
 
 from bff.clients.call import CallContext, CallState
 from bff.clients.endpoints import Endpoint
@@ -44,6 +45,7 @@ from bff.errors import (
     DownstreamUnavailable,
     Overloaded,
 )
+from bff.observability.downstream import AttemptProbe
 from bff.resilience.backoff import DeadlineBoundRetry, backoff_delay
 from bff.resilience.breaker import ServiceBreaker, TransitionHook
 from bff.resilience.budget import RetryBudget
@@ -88,12 +90,14 @@ class DownstreamClient:
         *,
         propagation_margin_s: float,
         on_breaker_transition: TransitionHook | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.name = settings.name
         self.settings = settings
         self._session = session
         self._margin = propagation_margin_s
         self._attempt_timeout = settings.attempt_timeout_ms / 1000
+        self._tracer = tracer  # None: no spans (the pass-through trace context still goes out)
         self.pool = InstancePool(settings.urls, settings.outlier)
         self.breaker = ServiceBreaker(settings.name, settings.breaker, on_breaker_transition)
         self.budget = RetryBudget(
@@ -153,6 +157,28 @@ class DownstreamClient:
         endpoint: Endpoint[Any],
         product_id: str,
     ) -> aiohttp.ClientResponse:
+        """One attempt, observed: its client span, outcome and retry (bff.observability)."""
+        probe = AttemptProbe(self._tracer, self.name, endpoint, state)
+        try:
+            resp = await self._attempt(path, ctx, state, endpoint, product_id, probe)
+        except RetryableAttempt as exc:
+            probe.finish(exc.error, retry=True)
+            raise
+        except BaseException as exc:
+            probe.finish(exc)
+            raise
+        probe.finish(None)
+        return resp
+
+    async def _attempt(
+        self,
+        path: str,
+        ctx: CallContext,
+        state: CallState,
+        endpoint: Endpoint[Any],
+        product_id: str,
+        probe: AttemptProbe,
+    ) -> aiohttp.ClientResponse:
         state.attempts += 1
         remaining = ctx.deadline.remaining()
         if remaining <= 0.001:
@@ -169,6 +195,7 @@ class DownstreamClient:
         full_budget = allotted >= self._attempt_timeout
         headers = dict(ctx.headers)
         headers["X-Request-Timeout-Ms"] = str(max(1, int((allotted - self._margin) * 1000)))
+        probe.sending(instance, path, headers, self.breaker.state)
         loop = asyncio.get_running_loop()
         started = loop.time()
         instance.in_flight += 1
@@ -194,7 +221,7 @@ class DownstreamClient:
         finally:
             instance.in_flight -= 1
 
-        status = resp.status
+        status = probe.status = resp.status
         if status == 200:
             try:
                 state.value = endpoint.decode(body, product_id)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class CallContext:
-    __slots__ = ("calls", "deadline", "headers", "request_id")
+    __slots__ = ("calls", "deadline", "degraded", "headers", "request_id")
 
     def __init__(self, deadline: Deadline, request_id: str, headers: dict[str, str]) -> None:
         self.deadline = deadline
@@ -24,6 +24,9 @@ class CallContext:
         # Sent on every downstream attempt; X-Request-Timeout-Ms is added per attempt.
         self.headers = headers
         self.calls: list[CallState] = []
+        # Part -> reason, as in the answer's `degraded` (filled by the aggregation): what the
+        # access log, the span's events and the degraded counter report.
+        self.degraded: dict[str, str] = {}
 
     def new_call(self, service: str) -> CallState:
         state = CallState(service, self.deadline.elapsed())

@@ -1,0 +1,122 @@
+"""What each downstream attempt leaves behind: a client span, attempt and retry counts.
+
+`DownstreamClient.attempt()` makes one `AttemptProbe` per attempt. `sending()` is called once
+the request is about to go out (the breaker admitted it and an instance was picked): it starts
+the client span (tracing on) and puts `traceparent`/`tracestate` in the headers (always: the
+contract wants them on every call). `finish()` is called with whatever the attempt raised.
+An attempt refused before any network call (deadline spent, breaker open) has no span and is
+not counted: it shows as the part's outcome and the request's `degraded` event instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from bff.errors import DownstreamError
+from bff.observability import metrics
+from bff.observability.logging import log
+from bff.observability.tracing import current_or_new
+
+if TYPE_CHECKING:
+    from bff.clients.call import CallState
+    from bff.clients.endpoints import Endpoint
+    from bff.resilience.pool import Instance
+
+
+class AttemptProbe:
+    __slots__ = ("_endpoint", "_sent", "_service", "_span", "_state", "_tracer", "status")
+
+    def __init__(
+        self,
+        tracer: trace.Tracer | None,
+        service: str,
+        endpoint: Endpoint[Any],
+        state: CallState,
+    ) -> None:
+        self._tracer = tracer
+        self._service = service
+        self._endpoint = endpoint
+        self._state = state
+        self._sent = False
+        self._span: trace.Span | None = None
+        self.status: int | None = None
+
+    def sending(
+        self, instance: Instance, url_path: str, headers: dict[str, str], breaker: str
+    ) -> None:
+        self._sent = True
+        if self._tracer is None:
+            ctx = current_or_new()
+            headers["traceparent"] = ctx.traceparent
+            if ctx.tracestate:
+                headers["tracestate"] = ctx.tracestate
+            return
+        base = instance.base_url
+        span = self._tracer.start_span(
+            f"GET {self._endpoint.prefix}{{id}}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "GET",
+                "url.full": f"{base}{url_path}",
+                "server.address": base.host or "",
+                "server.port": base.port or 0,
+                "bff.service": self._service,
+                "bff.instance": str(base),
+                "bff.attempt": self._state.attempts,
+                "bff.breaker.state": breaker,
+            },
+        )
+        self._span = span
+        sc = span.get_span_context()
+        headers["traceparent"] = f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{sc.trace_flags:02x}"
+        if sc.trace_state:
+            headers["tracestate"] = sc.trace_state.to_header()
+
+    def finish(self, exc: BaseException | None, *, retry: bool = False) -> None:
+        """`exc`: what the attempt raised (for a planned retry, the attempt's error)."""
+        if not self._sent:
+            return
+        if exc is None:
+            outcome = "ok"
+        elif isinstance(exc, DownstreamError):
+            outcome = exc.reason
+        elif isinstance(exc, asyncio.CancelledError):
+            outcome = "cancelled"
+        else:
+            outcome = "error"
+        metrics.attempts(self._service, outcome).inc()
+        if retry:
+            metrics.retries(self._service).inc()
+        span = self._span
+        if span is None:
+            return
+        span.set_attribute("bff.outcome", outcome)
+        if self.status is not None:
+            span.set_attribute("http.response.status_code", self.status)
+        if outcome != "ok":
+            span.set_attribute("error.type", outcome)
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+        if retry:
+            span.add_event(
+                "retry_scheduled",
+                {
+                    "bff.retry.delay_ms": round(self._state.next_delay * 1000, 3),
+                    "bff.retry.next_attempt": self._state.attempts + 1,
+                },
+            )
+        span.end()
+
+
+def on_breaker_transition(service: str, old: str, new: str) -> None:
+    """Breaker hook: a log line, the gauge, and an event on the span of the request that
+    caused it (the transition runs inline, in that request's context)."""
+    log.warning("breaker_transition", service=service, old_state=old, new_state=new)
+    metrics.set_breaker_state(service, new)
+    trace.get_current_span().add_event(
+        "breaker_state_change",
+        {"bff.service": service, "bff.breaker.from": old, "bff.breaker.to": new},
+    )

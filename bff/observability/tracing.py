@@ -1,0 +1,131 @@
+"""Traces: the tracer provider, and the trace context of the request being served.
+
+Two paths, chosen once per app:
+
+- tracing on (`Settings.tracing.enabled`, or a provider injected by a test): a real SDK
+  `TracerProvider` built here and passed explicitly, never installed globally (the global one
+  can be set once per process). Spans go through a `BatchSpanProcessor`, whose thread runs the
+  OTLP/HTTP exporter: the event loop only appends to a queue, and an unreachable collector
+  costs dropped spans, never a slow request.
+- tracing off: no span objects at all. The request still gets a W3C trace context, so the
+  contract's `traceparent` goes downstream and log lines carry a trace id: an incoming
+  `traceparent` is passed through unchanged, otherwise fresh ids are drawn (not sampled).
+
+`CURRENT` holds the ids of the request being served (the server span's, or the pass-through
+ones); log lines and downstream attempts read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import threading
+from contextvars import ContextVar
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import sampling as s
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from bff.settings import TracingSettings
+
+INSTRUMENTATION = "bff"
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+
+class RequestTrace:
+    """The trace ids of one request, and the `traceparent`/`tracestate` to send downstream."""
+
+    __slots__ = ("span_id", "trace_id", "traceparent", "tracestate")
+
+    def __init__(self, trace_id: str, span_id: str, flags: str, tracestate: str | None) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.traceparent = f"00-{trace_id}-{span_id}-{flags}"
+        self.tracestate = tracestate
+
+    @classmethod
+    def of_span(cls, span: trace.Span) -> RequestTrace:
+        sc = span.get_span_context()
+        state = sc.trace_state.to_header() if sc.trace_state else None
+        return cls(f"{sc.trace_id:032x}", f"{sc.span_id:016x}", f"{sc.trace_flags:02x}", state)
+
+    @classmethod
+    def passthrough(cls, traceparent: str | None, tracestate: str | None) -> RequestTrace:
+        """Tracing off: continue the caller's context unchanged, or start an unsampled one."""
+        if traceparent is not None:
+            m = _TRACEPARENT.fullmatch(traceparent.strip())
+            if m is not None and m[1] != "ff" and m[2] != _ZERO_TRACE and m[3] != _ZERO_SPAN:
+                return cls(m[2], m[3], m[4], tracestate)
+        return cls(f"{random.getrandbits(128):032x}", f"{random.getrandbits(64):016x}", "00", None)
+
+
+CURRENT: ContextVar[RequestTrace | None] = ContextVar("bff_request_trace", default=None)
+
+
+def current_or_new() -> RequestTrace:
+    """The request's trace context; a fresh one for a call made outside any request."""
+    return CURRENT.get() or RequestTrace.passthrough(None, None)
+
+
+def sampler_of(settings: TracingSettings) -> s.Sampler:
+    arg = settings.sampler_arg
+    return {
+        "always_on": s.ALWAYS_ON,
+        "always_off": s.ALWAYS_OFF,
+        "traceidratio": s.TraceIdRatioBased(arg),
+        "parentbased_always_on": s.ParentBased(s.ALWAYS_ON),
+        "parentbased_always_off": s.ParentBased(s.ALWAYS_OFF),
+        "parentbased_traceidratio": s.ParentBased(s.TraceIdRatioBased(arg)),
+    }[settings.sampler]
+
+
+def build_tracer_provider(settings: TracingSettings) -> TracerProvider:
+    """An SDK provider exporting OTLP/HTTP in batches. Starts the exporter's thread."""
+    resource = Resource.create({"service.name": settings.service_name})
+    provider = TracerProvider(resource=resource, sampler=sampler_of(settings))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.endpoint)))
+    # With the collector down, the batch queue fills and the SDK warns once per dropped span:
+    # that would flood stderr exactly when things are already bad. Export errors still show.
+    logging.getLogger("opentelemetry.sdk._shared_internal").setLevel(logging.ERROR)
+    return provider
+
+
+async def shutdown_provider(provider: TracerProvider, timeout_s: float) -> None:
+    """Flush and stop, waiting at most `timeout_s`: a dead collector must not hold up exit.
+
+    The SDK's shutdown blocks (it joins the export thread), so it runs in a daemon thread of
+    its own, not in the loop's executor (whose shutdown would wait for it without bound).
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def finished() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def run() -> None:
+        try:
+            provider.shutdown()
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(finished)
+
+    threading.Thread(target=run, name="bff-otel-shutdown", daemon=True).start()
+    await asyncio.wait({done}, timeout=timeout_s)
+
+
+class Telemetry:
+    """What the app traces with: a tracer, or None for the no-span path."""
+
+    __slots__ = ("tracer",)
+
+    def __init__(self, tracer: trace.Tracer | None = None) -> None:
+        self.tracer = tracer
