@@ -9,22 +9,24 @@ from aiohttp import web
 
 from bff.aggregate import Clients
 from bff.clients.base import DownstreamClient
-from bff.keys import CLIENTS, LIFECYCLE, SETTINGS
+from bff.edge.guard import EdgeGuard
+from bff.keys import CLIENTS, EDGE, LIFECYCLE, SETTINGS
 from bff.lifecycle import Lifecycle
 from bff.middlewares import edge_middleware
 from bff.observability.logging import log
 from bff.routes import setup_routes
 from bff.settings import DownstreamSettings, Settings
 
-# GET requests carry no body; anything larger than this is refused with 413.
-_MAX_REQUEST_BODY = 16 * 1024
-
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[edge_middleware], client_max_size=_MAX_REQUEST_BODY)
+    # GET requests carry no body; the edge guard refuses one past this cap with 413.
+    max_body = settings.edge.max_body_bytes
+    app = web.Application(middlewares=[edge_middleware], client_max_size=max_body)
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()
+    app[EDGE] = EdgeGuard(settings.edge, app[LIFECYCLE])
     setup_routes(app)
+    app.cleanup_ctx.append(app[EDGE].resources)
     app.cleanup_ctx.append(_downstream_clients)
     return app
 
