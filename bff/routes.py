@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bff.handlers.health import healthz, readyz
+from bff.handlers.openapi import openapi
 from bff.handlers.product_details import get_product_details
 
 
@@ -12,3 +13,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/product-details/{id:.*}", get_product_details, name="product-details")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
+    app.router.add_get("/openapi.json", openapi, name="openapi")

@@ -23,6 +23,8 @@ from multiprocessing.process import BaseProcess
 from aiohttp import web
 
 from bff.app import create_app
+from bff.edge.drain import drain
+from bff.edge.server_limits import runner_options
 from bff.keys import LIFECYCLE
 from bff.observability.logging import configure_logging, log
 from bff.settings import Settings
@@ -36,14 +38,18 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def _serve(settings: Settings, *, reuse_port: bool, announce: bool) -> None:
-    app = create_app(settings)
-    runner = web.AppRunner(
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    return web.AppRunner(
         app,
         access_log=None,  # our middleware writes one structured line per request
         handle_signals=False,
-        shutdown_timeout=settings.shutdown_grace_s,
+        **runner_options(settings),
     )
+
+
+async def _serve(settings: Settings, *, reuse_port: bool, announce: bool) -> None:
+    app = create_app(settings)
+    runner = make_runner(app, settings)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=2048)
     await site.start()
@@ -60,9 +66,7 @@ async def _serve(settings: Settings, *, reuse_port: bool, announce: bool) -> Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    app[LIFECYCLE].draining = True
-    log.info("worker_stopping", grace_s=settings.shutdown_grace_s)
-    await runner.cleanup()
+    await drain(runner, app[LIFECYCLE], settings, stop)
     log.info("worker_stopped")
 
 
