@@ -1,4 +1,5 @@
-"""The URL map. `{id:.*}` on purpose: a bad id gets a 400 from validation, not a 404."""
+"""The URL map. `{id:(?s:.*)}` on purpose: any bad id (even one with CR/LF) gets a 400 from
+validation, not a 404."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from bff.handlers.product_details import get_product_details
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/product-details/{id:.*}", get_product_details, name="product-details")
+    app.router.add_get("/product-details/{id:(?s:.*)}", get_product_details, name="product-details")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/openapi.json", openapi, name="openapi")

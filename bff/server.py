@@ -53,10 +53,8 @@ async def _serve(settings: Settings, *, reuse_port: bool, announce: bool) -> Non
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=2048)
     await site.start()
-    port = settings.port
-    server = site._server
-    if isinstance(server, asyncio.base_events.Server) and server.sockets:
-        port = server.sockets[0].getsockname()[1]
+    # The bound port (port 0 asks for any); works with uvloop's server type too.
+    port = runner.addresses[0][1] if runner.addresses else settings.port
     if announce:
         print(f"bff listening on http://{settings.host}:{port}", flush=True)
     log.info("worker_started", host=settings.host, port=port)

@@ -51,7 +51,11 @@ class Cors:
         names = [h.strip().lower() for h in requested.split(",") if h.strip()]
         if any(name not in ALLOWED_HEADERS for name in names):
             raise CorsRejected("a requested header is not allowed")
+        assert origin is not None
         out: CIMultiDict[str] = CIMultiDict()
+        out["Access-Control-Allow-Origin"] = "*" if self._wildcard else origin
+        if self._credentials:
+            out["Access-Control-Allow-Credentials"] = "true"
         out["Access-Control-Allow-Methods"] = "GET, HEAD"
         if names:
             out["Access-Control-Allow-Headers"] = ", ".join(names)
@@ -60,7 +64,8 @@ class Cors:
         return web.Response(status=204, headers=out)
 
     def decorate(self, request_headers: CIMultiDictProxy[str], headers: CIMultiDict[str]) -> None:
-        """Add the CORS response headers for an allowed origin (every response, errors too)."""
+        """Add the CORS response headers for an allowed origin (every response, errors too,
+        but not preflights: those carry their own grants, and a refused one none)."""
         origin = request_headers.get("Origin")
         if not self._wildcard:
             vary = headers.get("Vary")

@@ -87,7 +87,7 @@ class EdgeGuard:
             await self._limiter.check(key)
 
     def decorate(self, request: web.Request, response: web.StreamResponse) -> None:
-        if self._cors is not None:
+        if self._cors is not None and request.method != "OPTIONS":
             self._cors.decorate(request.headers, response.headers)
         if self._lifecycle.draining:
             # Tell keep-alive clients to reconnect (to an instance that is not leaving).

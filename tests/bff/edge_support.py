@@ -120,7 +120,7 @@ class RawResponse:
         return None
 
 
-async def raw_request(host: str, port: int, data: bytes) -> RawResponse:
+async def raw_request(host: str, port: int, data: bytes, *, head: bool = False) -> RawResponse:
     """Send bytes as they are (no client library to tidy them), read one response."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), STEP_S)
     try:
@@ -135,7 +135,9 @@ async def raw_request(host: str, port: int, data: bytes) -> RawResponse:
                 key, _, value = line.partition(":")
                 headers.append((key.strip(), value.strip()))
         length = next((int(v) for k, v in headers if k.lower() == "content-length"), None)
-        if length is not None:
+        if head:
+            body = b""
+        elif length is not None:
             body = await asyncio.wait_for(reader.readexactly(length), STEP_S)
         else:
             body = await asyncio.wait_for(reader.read(1 << 16), STEP_S)

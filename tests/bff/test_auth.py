@@ -178,7 +178,9 @@ class TestHostileTokens:
         assert body["detail"] == detail
         assert await mocks.requests("product") == 0
 
-    @pytest.mark.parametrize("value", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer a b", "bearer\tx.y.z"])
+    @pytest.mark.parametrize(
+        "value", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer a b", "bearer\tx.y.z"]
+    )
     async def test_malformed_authorization_header(self, make_bff: MakeBff, value: str) -> None:
         client = await make_bff(**HS_ENV)
         async with client.get("/product-details/P001", headers={"Authorization": value}) as resp:
