@@ -82,7 +82,8 @@ class TestAuthOff:
 
 
 class TestValidTokens:
-    """A verified token passes; its subject goes downstream as X-User-ID, whatever the client says."""
+    """A verified token passes; its subject goes downstream as X-User-ID, whatever the client
+    says."""
 
     @pytest.mark.parametrize(
         ("env", "sign"),
