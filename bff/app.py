@@ -11,7 +11,8 @@ from opentelemetry import trace
 
 from bff.aggregate import Clients
 from bff.clients.base import DownstreamClient
-from bff.keys import CLIENTS, LIFECYCLE, SETTINGS, TELEMETRY
+from bff.edge.guard import EdgeGuard
+from bff.keys import CLIENTS, EDGE, LIFECYCLE, SETTINGS, TELEMETRY
 from bff.lifecycle import Lifecycle
 from bff.middlewares import edge_middleware
 from bff.observability import metrics, tracing
@@ -20,24 +21,25 @@ from bff.observability.middleware import telemetry_middleware
 from bff.routes import setup_routes
 from bff.settings import DownstreamSettings, Settings
 
-# GET requests carry no body; anything larger than this is refused with 413.
-_MAX_REQUEST_BODY = 16 * 1024
-
 
 def create_app(
     settings: Settings, *, tracer_provider: trace.TracerProvider | None = None
 ) -> web.Application:
     """`tracer_provider`: trace with this one (tests) instead of what `settings.tracing` says."""
+    # GET requests carry no body; the edge guard refuses one past this cap with 413.
     app = web.Application(
-        middlewares=[telemetry_middleware, edge_middleware], client_max_size=_MAX_REQUEST_BODY
+        middlewares=[telemetry_middleware, edge_middleware],
+        client_max_size=settings.edge.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()
+    app[EDGE] = EdgeGuard(settings.edge, app[LIFECYCLE])
     tracer = (
         None if tracer_provider is None else tracer_provider.get_tracer(tracing.INSTRUMENTATION)
     )
     app[TELEMETRY] = tracing.Telemetry(tracer)
     setup_routes(app)
+    app.cleanup_ctx.append(app[EDGE].resources)
     if tracer_provider is None and settings.tracing.enabled:
         app.cleanup_ctx.append(_tracer_provider)
     app.cleanup_ctx.append(_downstream_clients)

@@ -2,6 +2,12 @@
 
     BffError                      anything the BFF answers with a problem+json
     ├── InvalidRequest            400: bad id or header; nothing was sent downstream
+    ├── EdgeRejection             turned away at the door (bff.edge), before any work
+    │   ├── Unauthorized          401: auth is on and the bearer token is missing or invalid
+    │   ├── CorsRejected          403: a preflight from an origin or for a method not allowed
+    │   ├── BodyTooLarge          413: a body on GET/HEAD beyond the cap
+    │   ├── RateLimited           429: this client spent its allowance
+    │   └── ServiceOverloaded     503: this worker's in-flight cap is full (load shedding)
     └── DownstreamError           one downstream call failed; `.reason` is the contract's word
         ├── DownstreamTimeout     timeout       (no answer in time, or the service's own 504)
         ├── CircuitOpen           circuit_open  (breaker open: no call was made)
@@ -64,3 +70,32 @@ class Overloaded(DownstreamError):
 
 class DownstreamNotFound(DownstreamError):
     reason = "not_found"
+
+
+class EdgeRejection(BffError):
+    """The edge refused the request before any work; `headers` go on the problem response."""
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+
+class Unauthorized(EdgeRejection):
+    pass
+
+
+class CorsRejected(EdgeRejection):
+    pass
+
+
+class BodyTooLarge(EdgeRejection):
+    pass
+
+
+class RateLimited(EdgeRejection):
+    pass
+
+
+class ServiceOverloaded(EdgeRejection):
+    pass

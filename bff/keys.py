@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from bff.aggregate import Clients
@@ -10,10 +12,16 @@ from bff.lifecycle import Lifecycle
 from bff.observability.tracing import Telemetry
 from bff.settings import Settings
 
+if TYPE_CHECKING:
+    from bff.edge.guard import EdgeGuard
+
 SETTINGS = web.AppKey("settings", Settings)
 CLIENTS = web.AppKey("clients", Clients)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
+EDGE: web.AppKey[EdgeGuard] = web.AppKey("edge")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CALL_CONTEXT = web.RequestKey("call_context", CallContext)
+# The verified token subject, when auth is on: sent downstream as X-User-ID.
+SUBJECT = web.RequestKey("subject", str)

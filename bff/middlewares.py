@@ -1,4 +1,4 @@
-"""The one edge middleware: request id, errors as problem+json, Server-Timing, access log.
+"""The one edge middleware: request id, edge guard, errors as problem+json, Server-Timing, log.
 
 It is the only place that turns exceptions into responses: a `BffError` gets its contract
 status, aiohttp's own HTTP errors (404, 405 with `Allow`, 413) become problems too, and any
@@ -15,7 +15,7 @@ from aiohttp.typedefs import Handler
 
 from bff import problems, validation
 from bff.errors import BffError
-from bff.keys import CALL_CONTEXT, REQUEST_ID
+from bff.keys import CALL_CONTEXT, EDGE, REQUEST_ID
 from bff.observability.logging import access_log, log
 from bff.timing import server_timing
 
@@ -25,8 +25,9 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     request_id = validation.request_id(request.headers.get("X-Request-ID"))
     request[REQUEST_ID] = request_id
+    guard = request.app[EDGE]
     try:
-        response = await handler(request)
+        response = await guard(request, handler)
     except web.HTTPException as exc:
         response = problems.from_http_exception(exc, instance=request.path, request_id=request_id)
     except BffError as exc:
@@ -41,5 +42,6 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     ctx = request.get(CALL_CONTEXT)
     response.headers["X-Request-ID"] = request_id
     response.headers["Server-Timing"] = server_timing(ctx, total)
+    guard.decorate(request, response)
     access_log(request, request_id, response.status, total, ctx)
     return response

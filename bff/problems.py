@@ -12,7 +12,17 @@ from collections.abc import Mapping
 import msgspec
 from aiohttp import web
 
-from bff.errors import BffError, DownstreamError, InvalidRequest
+from bff.errors import (
+    BffError,
+    BodyTooLarge,
+    CorsRejected,
+    DownstreamError,
+    EdgeRejection,
+    InvalidRequest,
+    RateLimited,
+    ServiceOverloaded,
+    Unauthorized,
+)
 from bff.models import Problem
 
 CONTENT_TYPE = "application/problem+json"
@@ -26,6 +36,15 @@ _DOWNSTREAM: dict[str, tuple[int, str, str]] = {
     "overloaded": (503, "overloaded", "Too many calls in flight to the product service"),
     "unavailable": (502, "upstream-unavailable", "Product service failed"),
     "bad_response": (502, "upstream-bad-response", "Product service sent an unusable answer"),
+}
+
+# (status, type slug, title) per refusal at the edge (bff.edge).
+_EDGE: dict[type[EdgeRejection], tuple[int, str, str]] = {
+    Unauthorized: (401, "unauthorized", "Missing or invalid bearer token"),
+    CorsRejected: (403, "cors-rejected", "Cross-origin request not allowed"),
+    BodyTooLarge: (413, "body-too-large", "Request body too large"),
+    RateLimited: (429, "rate-limited", "Too many requests"),
+    ServiceOverloaded: (503, "overloaded", "Too many requests in flight; try again shortly"),
 }
 
 
@@ -64,6 +83,17 @@ def from_error(exc: BffError, *, instance: str, request_id: str) -> web.Response
             instance=instance,
             request_id=request_id,
             invalid_params=[{"name": exc.field, "reason": exc.detail}],
+        )
+    if isinstance(exc, EdgeRejection):
+        status, slug, title = _EDGE[type(exc)]
+        return problem(
+            status,
+            slug,
+            title,
+            exc.detail,
+            instance=instance,
+            request_id=request_id,
+            headers=exc.headers,
         )
     if isinstance(exc, DownstreamError):
         status, slug, title = _DOWNSTREAM.get(exc.reason, _DOWNSTREAM["unavailable"])

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from bff.handlers.health import healthz, readyz
 from bff.handlers.metrics import get_metrics
+from bff.handlers.openapi import openapi
 from bff.handlers.product_details import get_product_details
 
 
@@ -17,3 +18,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", get_metrics, name="metrics")
+    app.router.add_get("/openapi.json", openapi, name="openapi")

@@ -29,6 +29,8 @@ from multiprocessing.queues import Queue
 from aiohttp import web
 
 from bff.app import create_app
+from bff.edge.drain import drain
+from bff.edge.server_limits import runner_options
 from bff.keys import LIFECYCLE
 from bff.observability import metrics
 from bff.observability.logging import configure_logging, log
@@ -43,6 +45,15 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    return web.AppRunner(
+        app,
+        access_log=None,  # our middleware writes one structured line per request
+        handle_signals=False,
+        **runner_options(settings),
+    )
+
+
 async def _serve(
     settings: Settings,
     *,
@@ -52,12 +63,7 @@ async def _serve(
     parent_pid: int | None = None,
 ) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(
-        app,
-        access_log=None,  # our middleware writes one structured line per request
-        handle_signals=False,
-        shutdown_timeout=settings.shutdown_grace_s,
-    )
+    runner = make_runner(app, settings)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=2048)
     await site.start()
@@ -79,9 +85,7 @@ async def _serve(
     await stop.wait()
     if orphan_watch is not None:
         orphan_watch.cancel()
-    app[LIFECYCLE].draining = True
-    log.info("worker_stopping", grace_s=settings.shutdown_grace_s)
-    await runner.cleanup()
+    await drain(runner, app[LIFECYCLE], settings, stop)
     log.info("worker_stopped")
 
 

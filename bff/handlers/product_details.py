@@ -9,10 +9,11 @@ from bff import validation
 from bff.aggregate import product_details
 from bff.clients.call import CallContext
 from bff.deadline import Deadline
-from bff.keys import CALL_CONTEXT, CLIENTS, REQUEST_ID, SETTINGS
+from bff.keys import CALL_CONTEXT, CLIENTS, REQUEST_ID, SETTINGS, SUBJECT
 
 _encode = msgspec.json.Encoder().encode
-# Of the client's headers only these go downstream (contract §2); nothing else, ever.
+# Of the client's headers only these go downstream (contract §2); nothing else, ever. A
+# client's own X-User-ID is never among them: that header carries our verified subject only.
 _FORWARDED = ("Authorization", "Accept-Language")
 
 
@@ -30,6 +31,9 @@ async def get_product_details(request: web.Request) -> web.Response:
         value = request.headers.get(name)
         if value is not None:
             headers[name] = value
+    subject = request.get(SUBJECT)
+    if subject is not None:
+        headers["X-User-ID"] = subject
     ctx = CallContext(Deadline(budget), request_id, headers)
     request[CALL_CONTEXT] = ctx
 

@@ -1,0 +1,147 @@
+"""Graceful drain (issue 4, item 6): the BFF started as users start it, stopped by SIGTERM.
+
+Requests are put in flight against slow mocks, then SIGTERM, and more arrive during the
+drain delay, some still in flight when the listener closes: every accepted request must be
+answered 200, /readyz must say 503 while the drain lasts, and the process exits 0 within
+the grace period, with one worker and with several.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STEP_S = 20.0  # generous bound on every step; a healthy run takes about 2 s
+GRACE_S = 5.0
+DELAY_S = 1.0  # /readyz 503 while still serving, then the listener closes
+SLOW_MS = 350  # product latency: requests are still in flight when the listener closes
+IN_FLIGHT = 8
+
+
+async def _spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        # Its own process group: teardown kills the workers too, never anything else.
+        start_new_session=True,
+    )
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await asyncio.wait_for(proc.wait(), STEP_S)
+
+
+@pytest.fixture
+async def mock_urls() -> AsyncIterator[dict[str, str]]:
+    proc = await _spawn(
+        "-m",
+        "mock_services",
+        "--product-port=0",
+        "--reviews-port=0",
+        "--inventory-port=0",
+        "--latency-scale=0",
+    )
+    assert proc.stdout is not None
+    try:
+        urls = {}
+        for _ in range(3):
+            name, url = (await asyncio.wait_for(proc.stdout.readline(), STEP_S)).decode().split()
+            urls[name] = url
+        yield urls
+    finally:
+        await _stop(proc)
+
+
+async def _until_listening(stdout: asyncio.StreamReader) -> str:
+    """Read the BFF's stdout up to its `bff listening on ...` line (log lines may come first)."""
+    for _ in range(100):
+        line = (await asyncio.wait_for(stdout.readline(), STEP_S)).decode()
+        assert line, "the BFF exited early"
+        if line.startswith("bff listening on http://"):
+            return line
+    raise AssertionError("no 'bff listening' line")
+
+
+async def _drain_output(stdout: asyncio.StreamReader) -> None:
+    while await stdout.readline():  # the pipe must never fill up and block the workers
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_sigterm_drains_without_dropping_a_request(
+    mock_urls: dict[str, str], workers: int
+) -> None:
+    env = {f"BFF_{k.upper()}_URL": v for k, v in mock_urls.items()}
+    env |= {
+        "BFF_DRAIN_DELAY_S": str(DELAY_S),
+        "BFF_SHUTDOWN_GRACE_S": str(GRACE_S),
+        "BFF_LOG_LEVEL": "INFO",
+        "BFF_LOG_FORMAT": "json",
+        "BFF_PRODUCT_TIMEOUT_MS": "450",  # above SLOW_MS, within the 500 ms deadline
+    }
+    bff = await _spawn("-m", "bff", "--port=0", f"--workers={workers}", env=env)
+    assert bff.stdout is not None
+    timeout = aiohttp.ClientTimeout(total=STEP_S)
+    try:
+        # Printed once every worker listens (the supervisor waits for them).
+        line = await _until_listening(bff.stdout)
+        base = line.split()[3]
+        reader = asyncio.create_task(_drain_output(bff.stdout))
+        # Fresh connections each time (force_close): with several workers each may land anywhere.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(base, timeout=timeout, connector=connector) as http:
+            async with http.put(f"{mock_urls['product']}/__faults", json={"latency_ms": SLOW_MS}):
+                pass
+
+            async def fetch(product_id: str) -> tuple[int, str | None]:
+                async with http.get(f"/product-details/{product_id}") as resp:
+                    await resp.read()
+                    return resp.status, resp.headers.get("Connection")
+
+            in_flight = [asyncio.create_task(fetch(f"P{i:03}")) for i in range(IN_FLIGHT)]
+            await asyncio.sleep(0.1)  # accepted and waiting on the slow product service
+            stopped_at = time.monotonic()
+            bff.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.05)
+
+            readyz = []
+            for _ in range(3):  # during the drain delay the listener is still open
+                async with http.get("/readyz") as resp:
+                    readyz.append(resp.status)
+            late_status, late_connection = await fetch("P999")
+            # A second wave accepted just before the listener closes: still in flight after.
+            await asyncio.sleep(max(0.0, DELAY_S - 0.2 - (time.monotonic() - stopped_at)))
+            second = [asyncio.create_task(fetch(f"Q{i:03}")) for i in range(IN_FLIGHT)]
+            second_answers = await asyncio.gather(*second)
+            second_done = time.monotonic() - stopped_at
+
+            answers = await asyncio.gather(*in_flight) + second_answers
+            code = await asyncio.wait_for(bff.wait(), STEP_S)
+            took = time.monotonic() - stopped_at
+        await asyncio.wait_for(reader, STEP_S)
+    finally:
+        await _stop(bff)
+
+    assert [status for status, _ in answers] == [200] * (2 * IN_FLIGHT)
+    assert readyz == [503, 503, 503]
+    assert (late_status, late_connection) == (200, "close")
+    assert second_done > DELAY_S, "the second wave was still in flight at the listener's close"
+    assert code == 0
+    assert took < GRACE_S

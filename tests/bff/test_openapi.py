@@ -1,0 +1,149 @@
+"""OpenAPI 3.1 (issue 4, item 7): the file in the repo, served, true of the running app.
+
+schemathesis generates requests from bff/openapi.json, valid and invalid, and runs them
+against a live BFF (on mocks with no simulated latency, in a thread of its own) with all its
+default checks: no 5xx, no status, header, content type or body the document does not
+describe, valid input accepted and invalid input rejected, 405 for undocumented methods.
+The number of examples is bounded to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from importlib.resources import files
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from aiohttp import web
+from hypothesis import HealthCheck, settings
+
+from bff.app import create_app
+from bff.server import make_runner
+from bff.settings import Settings
+from mock_services import create_service_app
+
+DOCUMENT = json.loads(files("bff").joinpath("openapi.json").read_text())
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+
+
+class LiveBff:
+    """Mocks and the BFF on loopback ports, served by an event loop in a background thread."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+        self._loop = asyncio.new_event_loop()
+        self._runners: list[web.AppRunner] = []
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.url = ""
+
+    def __enter__(self) -> LiveBff:
+        self._thread.start()
+        assert self._ready.wait(10), "the live BFF did not start"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        self._loop.run_until_complete(self._main())
+        self._loop.close()
+
+    async def _start(self, app: web.Application, settings: Settings | None = None) -> int:
+        runner = make_runner(app, settings) if settings else web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self._runners.append(runner)
+        return int(runner.addresses[0][1])
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        env = dict(self._env)
+        for kind in ("product", "reviews", "inventory"):
+            port = await self._start(create_service_app(kind, latency_scale=0))
+            env[f"BFF_{kind.upper()}_URL"] = f"http://127.0.0.1:{port}"
+        settings = Settings.from_env(env)
+        self.url = f"http://127.0.0.1:{await self._start(create_app(settings), settings)}"
+        self._ready.set()
+        await self._stop.wait()
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def live_url() -> Iterator[str]:
+    # Rate limiting stays on, with room for the fuzzer's burst from one address.
+    with LiveBff({"BFF_RATE_LIMIT_RATE": "1000", "BFF_RATE_LIMIT_BURST": "5000"}) as live:
+        yield live.url
+
+
+class TestDocument:
+    def test_is_openapi_3_1(self) -> None:
+        assert DOCUMENT["openapi"].startswith("3.1.")
+
+    def test_served_as_kept_in_the_repo(self, live_url: str) -> None:
+        resp = requests.get(f"{live_url}/openapi.json", timeout=5)
+        assert resp.status_code == 200
+        assert resp.headers["Content-Type"].startswith("application/json")
+        assert resp.json() == DOCUMENT
+
+    def test_every_route_is_described(self) -> None:
+        app = create_app(Settings.from_env({}))
+        routes = {r.canonical for r in app.router.resources()}
+        assert routes == set(DOCUMENT["paths"])
+
+
+def _validate(live_url: str, method: str, path: str, **kwargs: Any) -> int:
+    """One hand-made request, validated against the document like a fuzzed one."""
+    operation = schema[path][method]
+    case = operation.Case(**kwargs)
+    response = case.call(base_url=live_url, timeout=5)
+    case.validate_response(response)
+    return int(response.status_code)
+
+
+class TestResponsesMatchTheDocument:
+    def test_200(self, live_url: str) -> None:
+        assert (
+            _validate(live_url, "GET", "/product-details/{id}", path_parameters={"id": "P1"}) == 200
+        )
+
+    def test_400_for_a_bad_header(self, live_url: str) -> None:
+        status = _validate(
+            live_url,
+            "GET",
+            "/product-details/{id}",
+            path_parameters={"id": "P1"},
+            headers={"X-Request-Timeout-Ms": "0"},
+        )
+        assert status == 400
+
+    def test_404_for_a_missing_product(self, live_url: str) -> None:
+        status = _validate(
+            live_url, "GET", "/product-details/{id}", path_parameters={"id": "missing-1"}
+        )
+        assert status == 404
+
+    def test_probes(self, live_url: str) -> None:
+        assert _validate(live_url, "GET", "/healthz") == 200
+        assert _validate(live_url, "GET", "/readyz") == 200
+
+
+@schema.parametrize()
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+def test_fuzzed_requests_get_documented_answers(case: Any, live_url: str) -> None:
+    response = case.call(base_url=live_url, timeout=5)
+    case.validate_response(response)

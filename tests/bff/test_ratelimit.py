@@ -1,0 +1,204 @@
+"""Rate limiting per client (issue 4, item 1): burst, headers, isolation, refill, Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+from bff_support import BffClient, MakeBff, Mocks
+from edge_support import SECRET, claims, hs256
+
+from bff.edge.client_ip import ClientIp
+from bff.settings import Settings, SettingsError
+
+# 3 requests per client in any 1 s window.
+TIGHT = {"BFF_RATE_LIMIT_RATE": "3", "BFF_RATE_LIMIT_BURST": "3"}
+
+
+async def statuses(client: BffClient, n: int, **headers: str) -> list[int]:
+    result = []
+    for _ in range(n):
+        async with client.get("/product-details/P001", headers=headers) as resp:
+            await resp.read()
+            result.append(resp.status)
+    return result
+
+
+class TestBurst:
+    """Past the burst a client gets 429 problems that say when to come back."""
+
+    async def test_burst_beyond_the_limit_gets_429_with_headers(self, make_bff: MakeBff) -> None:
+        client = await make_bff(**TIGHT)
+        assert await statuses(client, 3) == [200, 200, 200]
+        async with client.get("/product-details/P001") as resp:
+            assert resp.status == 429
+            assert resp.content_type == "application/problem+json"
+            body = await resp.json(content_type=None)
+            assert body["type"] == "/problems/rate-limited"
+            assert body["requestId"] == resp.headers["X-Request-ID"]
+            assert resp.headers["RateLimit-Limit"] == "3"
+            assert resp.headers["RateLimit-Remaining"] == "0"
+            reset = int(resp.headers["RateLimit-Reset"])
+            assert 1 <= reset <= 1
+            assert resp.headers["Retry-After"] == resp.headers["RateLimit-Reset"]
+
+    @pytest.mark.parametrize("strategy", ["moving-window", "fixed-window"])
+    async def test_both_strategies_limit(self, make_bff: MakeBff, strategy: str) -> None:
+        client = await make_bff(**TIGHT, BFF_RATE_LIMIT_STRATEGY=strategy)
+        assert (await statuses(client, 5)).count(429) == 2
+
+    async def test_a_429_does_no_downstream_work(self, make_bff: MakeBff, mocks: Mocks) -> None:
+        client = await make_bff(**TIGHT)
+        await statuses(client, 6)
+        assert await mocks.requests("product") == 3
+
+    async def test_bucket_refills(self, make_bff: MakeBff) -> None:
+        client = await make_bff(**TIGHT)
+        assert await statuses(client, 4) == [200, 200, 200, 429]
+        await asyncio.sleep(1.1)
+        assert await statuses(client, 1) == [200]
+
+    async def test_operator_endpoints_are_not_limited(self, make_bff: MakeBff) -> None:
+        client = await make_bff(**TIGHT)
+        await statuses(client, 4)
+        for _ in range(5):
+            async with client.get("/readyz") as resp:
+                assert resp.status == 200
+
+    async def test_off_when_rate_is_zero(self, make_bff: MakeBff) -> None:
+        client = await make_bff(BFF_RATE_LIMIT_RATE="0", BFF_RATE_LIMIT_BURST="1")
+        assert await statuses(client, 5) == [200] * 5
+
+
+class TestClientKey:
+    """The key is the verified subject, else the IP; X-Forwarded-For only from trusted proxies."""
+
+    async def test_another_client_is_unaffected(self, make_bff: MakeBff) -> None:
+        client = await make_bff(**TIGHT, BFF_TRUSTED_PROXIES="127.0.0.1/32")
+        assert (await statuses(client, 4, **{"X-Forwarded-For": "203.0.113.1"}))[-1] == 429
+        assert await statuses(client, 3, **{"X-Forwarded-For": "203.0.113.2"}) == [200] * 3
+
+    async def test_forwarded_for_is_ignored_from_an_untrusted_peer(self, make_bff: MakeBff) -> None:
+        client = await make_bff(**TIGHT)
+        seen = []
+        for i in range(4):
+            seen += await statuses(client, 1, **{"X-Forwarded-For": f"203.0.113.{i}"})
+        assert seen == [200, 200, 200, 429]
+
+    async def test_each_subject_has_its_own_allowance(self, make_bff: MakeBff) -> None:
+        client = await make_bff(**TIGHT, BFF_AUTH_JWT_SECRET=SECRET)
+        alice = {"Authorization": f"Bearer {hs256(claims(sub='alice', iss=None, aud=None))}"}
+        bob = {"Authorization": f"Bearer {hs256(claims(sub='bob', iss=None, aud=None))}"}
+        assert (await statuses(client, 4, **alice))[-1] == 429
+        assert await statuses(client, 3, **bob) == [200] * 3
+
+    async def test_bad_tokens_spend_the_ip_allowance(self, make_bff: MakeBff) -> None:
+        client = await make_bff(**TIGHT, BFF_AUTH_JWT_SECRET=SECRET)
+        bad = {"Authorization": "Bearer not.a.jwt"}
+        assert await statuses(client, 4, **bad) == [401, 401, 401, 429]
+
+    @pytest.mark.parametrize(
+        ("peer", "forwarded", "expected"),
+        [
+            ("127.0.0.1", None, "127.0.0.1"),
+            ("127.0.0.1", "203.0.113.7", "203.0.113.7"),
+            # A client-written entry left of the real one is not believed.
+            ("127.0.0.1", "198.51.100.1, 203.0.113.7", "203.0.113.7"),
+            # Our own proxy chain (10.0.0.0/8) is skipped from the right.
+            ("127.0.0.1", "203.0.113.7, 10.0.0.5", "203.0.113.7"),
+            ("127.0.0.1", "garbage, 10.0.0.5", "10.0.0.5"),
+            ("192.0.2.9", "203.0.113.7", "192.0.2.9"),  # peer not trusted: header ignored
+        ],
+    )
+    def test_client_ip(self, peer: str, forwarded: str | None, expected: str) -> None:
+        resolve = ClientIp(
+            Settings.from_env({"BFF_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8"}).edge.trusted_proxies
+        )
+        headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+        request = make_mocked_request("GET", "/", headers=headers)
+        request._transport_peername = (peer, 1234)  # type: ignore[attr-defined]
+        assert resolve(request) == expected
+
+
+class TestSettings:
+    @pytest.mark.parametrize(
+        ("env", "name"),
+        [
+            ({"BFF_RATE_LIMIT_RATE": "-1"}, "BFF_RATE_LIMIT_RATE"),
+            ({"BFF_RATE_LIMIT_BURST": "0"}, "BFF_RATE_LIMIT_BURST"),
+            ({"BFF_RATE_LIMIT_RATE": "10", "BFF_RATE_LIMIT_BURST": "5"}, "BFF_RATE_LIMIT_BURST"),
+            ({"BFF_RATE_LIMIT_STRATEGY": "token-bucket"}, "BFF_RATE_LIMIT_STRATEGY"),
+            ({"BFF_RATE_LIMIT_STORAGE": "memcached://x:1"}, "BFF_RATE_LIMIT_STORAGE"),
+            ({"BFF_TRUSTED_PROXIES": "10.0.0.0/33"}, "BFF_TRUSTED_PROXIES"),
+        ],
+    )
+    def test_invalid(self, env: dict[str, str], name: str) -> None:
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env(env)
+
+    def test_window(self) -> None:
+        limit = Settings.from_env({}).edge.rate_limit
+        assert (limit.rate, limit.burst, limit.window_s) == (100.0, 200, 2)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A real redis-server on a loopback port, for this module only."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed here (CI installs it: see .ci/run)")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("redis-server did not start")
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+class TestRedisStorage:
+    """With Redis the allowance is shared by every instance; if Redis fails we fail open."""
+
+    async def test_limit_is_shared_by_two_instances(
+        self, make_bff: MakeBff, redis_url: str
+    ) -> None:
+        # A unique client per run: Redis outlives a single test.
+        env = {**TIGHT, "BFF_RATE_LIMIT_STORAGE": redis_url, "BFF_TRUSTED_PROXIES": "127.0.0.1"}
+        xff = {"X-Forwarded-For": f"198.51.100.{int(time.time() * 1000) % 250}"}
+        first = await make_bff(**env)
+        second = await make_bff(**env)
+        assert await statuses(first, 2, **xff) == [200, 200]
+        assert await statuses(second, 2, **xff) == [200, 429]
+        async with second.get("/product-details/P001", headers=xff) as resp:
+            assert resp.status == 429
+            assert resp.headers["RateLimit-Limit"] == "3"
+            assert 1 <= int(resp.headers["Retry-After"]) <= 1
+
+    async def test_fails_open_when_redis_is_down(self, make_bff: MakeBff) -> None:
+        client = await make_bff(**TIGHT, BFF_RATE_LIMIT_STORAGE=f"redis://127.0.0.1:{_free_port()}")
+        assert await statuses(client, 5) == [200] * 5

@@ -1,0 +1,57 @@
+"""Load shedding (issue 4, item 2): past the in-flight cap, 503 at once; probes exempt."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bff_support import MakeBff, Mocks
+
+from bff.keys import EDGE
+
+CAP = 2
+
+
+class TestShedding:
+    async def test_request_past_the_cap_gets_503_at_once(
+        self, make_bff: MakeBff, mocks: Mocks
+    ) -> None:
+        await mocks.faults("product", latency_ms=200)
+        client = await make_bff(BFF_MAX_IN_FLIGHT=str(CAP))
+        guard = client.app[EDGE]  # type: ignore[index]
+
+        async def fetch() -> int:
+            async with client.get("/product-details/P001") as resp:
+                await resp.read()
+                return resp.status
+
+        slow = [asyncio.create_task(fetch()) for _ in range(CAP)]
+        for _ in range(100):  # bounded: up to 1 s for both to be in flight
+            if guard.in_flight == CAP:
+                break
+            await asyncio.sleep(0.01)
+        assert guard.in_flight == CAP
+
+        started = time.perf_counter()
+        async with client.get("/product-details/P002") as resp:
+            elapsed = time.perf_counter() - started
+            assert resp.status == 503
+            assert resp.headers["Retry-After"] == "1"
+            body = await resp.json(content_type=None)
+        assert body["type"] == "/problems/overloaded"
+        assert elapsed < 0.1, "shedding must not wait"
+
+        async with client.get("/readyz") as probe:
+            assert probe.status == 200, "health endpoints are exempt"
+
+        assert await asyncio.gather(*slow) == [200] * CAP
+        assert guard.in_flight == 0
+        async with client.get("/product-details/P003") as resp:
+            assert resp.status == 200
+
+    async def test_rejected_requests_release_their_slot(self, make_bff: MakeBff) -> None:
+        client = await make_bff(BFF_MAX_IN_FLIGHT="1")
+        for _ in range(3):
+            async with client.get("/product-details/bad id!") as resp:
+                assert resp.status == 400
+        assert client.app[EDGE].in_flight == 0  # type: ignore[index]
