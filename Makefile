@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run run-mocks run-bff test lint format typecheck check clean
+.PHONY: install run run-mocks run-bff test lint format typecheck check clean bench
 
 install: $(STAMP)
 
@@ -43,6 +43,20 @@ typecheck: install
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# The benchmark (bench/README.md): ours vs a plain baseline, report in bench/results/.
+# Knobs: BENCH_QUICK=1 (~1 min), BENCH_WORKERS=N, BENCH_TRACING=1, BENCH_SCENARIOS=a,b.
+BENCH_STAMP := $(VENV)/.bench-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null || $(SUDO) apt-get install -y wrk \
+		|| ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
