@@ -145,6 +145,10 @@ class Run:
             # Logging at WARNING: one JSON access line per request would be measured too;
             # it is an operator's choice, and the baseline has none.
             env["BFF_LOG_LEVEL"] = "WARNING"
+            # All load comes from one loopback client: keep the per-client rate limiter in the
+            # path (its cost is measured) but far above what the load generator can send.
+            env["BFF_RATE_LIMIT_RATE"] = "1000000"
+            env["BFF_RATE_LIMIT_BURST"] = "1000000"
             env["OTEL_SERVICE_NAME"] = "bff-bench"
             if self.config.tracing and self.sink_url is not None:
                 env.update(
