@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -69,3 +70,32 @@ def server_timing(header: str) -> dict[str, dict[str, str]]:
             fields[key] = value.strip('"')
         entries[name] = fields
     return entries
+
+
+class MockAdmin:
+    """The admin API (`/__faults`, `/__stats`) of one extra mock instance, by its base URL."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self.url = url
+        self._session = session
+
+    async def faults(self, **fields: Any) -> None:
+        async with self._session.put(f"{self.url}/__faults", json=fields) as resp:
+            assert resp.status == 200, await resp.text()
+
+    async def requests(self) -> int:
+        async with self._session.get(f"{self.url}/__stats") as resp:
+            return int((await resp.json())["requests"])
+
+
+async def get_many(
+    client: BffClient, count: int, *, concurrency: int = 10, **kwargs: Any
+) -> list[tuple[int, Any]]:
+    """`count` GETs of distinct products, `concurrency` at a time: [(status, body)]."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> tuple[int, Any]:
+        async with semaphore, client.get(f"/product-details/P{i:04d}", **kwargs) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
