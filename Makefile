@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run run-mocks run-bff test lint format typecheck check clean bench
+.PHONY: bench-resilience install run run-mocks run-bff test lint format typecheck check clean bench
 
 install: $(STAMP)
 
@@ -60,3 +60,7 @@ bench: $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Resilience figures with the default policy (completeness, call amplification, breaker timing).
+bench-resilience: install
+	$(BIN)/python -m bench.resilience

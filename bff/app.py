@@ -80,7 +80,8 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
     # (ServerDisconnectedError), even on a fresh connection. That is a second, hidden retry
     # layer: it doubles calls to a service that resets connections and escapes our retry
     # budget. Our policy already retries disconnects, within the budget; switch aiohttp's off.
-    # (Private attribute, the one aiohttp's own test client sets; pinned by a test.)
+    # (Private attribute, the one aiohttp's own test client sets; pinned by
+    # tests/bff/test_resilience.py::TestRetries::test_retries_stop_at_max_attempts.)
     if hasattr(session, "_retry_connection"):
         session._retry_connection = False
 

@@ -75,7 +75,10 @@ async def _serve(
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # A supervised worker stops on the supervisor's SIGTERM only: Ctrl-C reaches the whole
+    # process group, and a worker acting on it too would cut its own drain short.
+    signals = (signal.SIGTERM,) if parent_pid is not None else (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready()

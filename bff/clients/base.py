@@ -14,10 +14,11 @@ A retry is planned only when the error is retryable (connection error, attempt t
 deadline still holds the backoff plus the service's recently observed p90 latency.
 
 What counts against a service (breaker and outlier ejection): connection errors, 5xx,
-bad_response, and timeouts *when the attempt had its full per-attempt timeout*. A timeout or a
-504 caused by a short client budget, a 4xx, and a cancellation by the BFF itself say nothing
-about the service's health and are neutral: otherwise any client could trip our breakers by
-sending `X-Request-Timeout-Ms: 1`.
+bad_response, and timeouts *when the attempt had its full per-attempt timeout*. A 4xx is an
+answer from a live service and counts as a success (as pybreaker's excluded errors do). A
+timeout or a 504 caused by a short client budget, and a cancellation by the BFF itself, say
+nothing about the service's health and are neutral (neither failure nor success): otherwise
+any client could trip our breakers by sending `X-Request-Timeout-Ms: 1`.
 
 Library exceptions stop here: callers only ever see `bff.errors.DownstreamError`s.
 """

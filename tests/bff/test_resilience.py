@@ -131,9 +131,10 @@ class TestCircuitBreaker:
     async def test_exactly_one_probe_after_the_reset_time(
         self, make_bff: MakeBff, mocks: Mocks
     ) -> None:
-        bff = await make_bff(**self.ENV)
+        # A slow probe (800 ms) keeps the half-open window wide, even on a busy machine.
+        bff = await make_bff(**self.ENV, BFF_DEADLINE_MS=2000, BFF_REVIEWS_TIMEOUT_MS=1500)
         await self._open(bff, mocks)
-        await mocks.faults("reviews", latency_ms=150)  # healthy again, and slow enough
+        await mocks.faults("reviews", latency_ms=800)  # healthy again, and slow
         await asyncio.sleep(0.6)
         before = await mocks.requests("reviews")
         results = await get_many(bff, 20, concurrency=20)
@@ -224,6 +225,8 @@ class TestCircuitBreaker:
     ) -> None:
         bff = await make_bff(
             BFF_REVIEWS_TIMEOUT_MS=150,
+            # A wide margin: the mock's 504 must beat our own timer even on a busy machine.
+            BFF_PROPAGATION_MARGIN_MS=60,
             BFF_REVIEWS_RETRY_ATTEMPTS=1,
             BFF_REVIEWS_BREAKER_FAIL_MAX=50,
         )
@@ -231,8 +234,8 @@ class TestCircuitBreaker:
         async with bff.get("/product-details/P001") as resp:
             assert (await resp.json())["degraded"] == {"reviews": "timeout"}
         stats = await mocks.stats("reviews")
-        assert stats["budget_exceeded"] == 1  # the mock stopped at the budget: 145 ms
-        assert 100 <= int(stats["recent"][-1]["headers"]["x-request-timeout-ms"]) <= 145
+        assert stats["budget_exceeded"] == 1  # the mock stopped at the budget: 90 ms
+        assert 60 <= int(stats["recent"][-1]["headers"]["x-request-timeout-ms"]) <= 90
         assert clients_of(bff).reviews.breaker.fail_counter == 1
 
 
