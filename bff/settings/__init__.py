@@ -1,0 +1,135 @@
+"""Settings as frozen data, read from the environment in exactly one place.
+
+`Settings.from_env(environ)` is the only function that looks at environment variables; tests
+pass a plain dict. Every timeout, retry, breaker and bulkhead figure lives here, none in code.
+An invalid value stops start-up with a `SettingsError` that names the variable.
+
+    Settings                 server, deadline, logging              (this module)
+    ├── DownstreamSettings   x3: URLs, timeouts, retry, breaker...  (downstream.py)
+    ├── TracingSettings      OTEL_*                                 (tracing.py)
+    └── EdgeSettings         rate limit, CORS, auth, limits, drain  (edge.py)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bff.settings.downstream import (
+    SERVICES,
+    BreakerSettings,
+    DownstreamSettings,
+    OutlierSettings,
+    RetrySettings,
+    read_downstream,
+)
+from bff.settings.edge import (
+    AuthSettings,
+    CorsSettings,
+    EdgeSettings,
+    IpNetwork,
+    JwtAlgorithm,
+    RateLimitSettings,
+    RateLimitStrategy,
+    read_edge,
+)
+from bff.settings.parse import (
+    Reader,
+    SettingsError,
+    non_negative_float,
+    port,
+    positive_float,
+    positive_int,
+)
+from bff.settings.tracing import SAMPLERS, TracingSettings, read_tracing
+
+__all__ = [
+    "SAMPLERS",
+    "SERVICES",
+    "AuthSettings",
+    "BreakerSettings",
+    "CorsSettings",
+    "DownstreamSettings",
+    "EdgeSettings",
+    "IpNetwork",
+    "JwtAlgorithm",
+    "LogFormat",
+    "OutlierSettings",
+    "RateLimitSettings",
+    "RateLimitStrategy",
+    "RetrySettings",
+    "Settings",
+    "SettingsError",
+    "TracingSettings",
+]
+
+LogFormat = Literal["json", "console"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    product: DownstreamSettings
+    reviews: DownstreamSettings
+    inventory: DownstreamSettings
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    deadline_ms: float = 500.0
+    # Kept back from every propagated budget so a downstream's own 504 reaches us before our
+    # timer fires (network and scheduling slack).
+    propagation_margin_ms: float = 5.0
+    max_connections: int = 2048
+    log_level: str = "INFO"
+    log_format: LogFormat = "json"
+    shutdown_grace_s: float = 10.0
+    tracing: TracingSettings = field(default_factory=TracingSettings)
+    # prometheus_client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR); the supervisor
+    # makes one for its workers when several run and none is given.
+    metrics_dir: str | None = None
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
+
+    @property
+    def downstreams(self) -> tuple[DownstreamSettings, ...]:
+        return (self.product, self.reviews, self.inventory)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, tty: bool = False) -> Settings:
+        env = os.environ if environ is None else environ
+        read = Reader(env)
+        settings = cls(
+            product=read_downstream(read, "product"),
+            reviews=read_downstream(read, "reviews"),
+            inventory=read_downstream(read, "inventory"),
+            host=read("BFF_HOST", str, "127.0.0.1"),
+            port=read("BFF_PORT", port, 8080),
+            workers=read("BFF_WORKERS", positive_int, os.cpu_count() or 1),
+            deadline_ms=read("BFF_DEADLINE_MS", positive_float, 500.0),
+            propagation_margin_ms=read("BFF_PROPAGATION_MARGIN_MS", non_negative_float, 5.0),
+            max_connections=read("BFF_MAX_CONNECTIONS", positive_int, 2048),
+            log_level=read("BFF_LOG_LEVEL", _log_level, "INFO"),
+            log_format=read("BFF_LOG_FORMAT", _log_format, "console" if tty else "json"),
+            shutdown_grace_s=read("BFF_SHUTDOWN_GRACE_S", positive_float, 10.0),
+            tracing=read_tracing(read),
+            metrics_dir=read("PROMETHEUS_MULTIPROC_DIR", str, None),
+            edge=read_edge(read),
+        )
+        if settings.edge.drain_delay_s >= settings.shutdown_grace_s:
+            raise SettingsError("BFF_DRAIN_DELAY_S must be shorter than BFF_SHUTDOWN_GRACE_S")
+        return settings
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level
+
+
+def _log_format(raw: str) -> LogFormat:
+    if raw == "json":
+        return "json"
+    if raw == "console":
+        return "console"
+    raise ValueError("must be 'json' or 'console'")

@@ -1,0 +1,96 @@
+"""Per downstream service: URLs, per-attempt timeout, bulkhead, body cap, retry, breaker and
+outlier ejection. Variables `BFF_<SERVICE>_...`; every service has the same defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from yarl import URL
+
+from bff.settings.parse import (
+    Reader,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    ratio,
+)
+
+SERVICES = ("product", "reviews", "inventory")
+_DEFAULT_PORTS = {"product": 8081, "reviews": 8082, "inventory": 8083}
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    max_attempts: int = 3
+    backoff_base_ms: float = 10.0
+    backoff_max_ms: float = 60.0
+    budget_ratio: float = 0.2
+    budget_min_retries: int = 3
+    budget_window_s: float = 10.0
+    # Used as the latency floor until a service has answered often enough to measure it.
+    min_attempt_ms: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    fail_max: int = 5
+    reset_timeout_s: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutlierSettings:
+    consecutive_failures: int = 5
+    base_ejection_s: float = 5.0
+    max_ejection_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class DownstreamSettings:
+    name: str
+    urls: tuple[URL, ...]
+    attempt_timeout_ms: float = 300.0
+    max_in_flight: int = 512
+    max_body_bytes: int = 1024 * 1024
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    outlier: OutlierSettings = field(default_factory=OutlierSettings)
+
+
+def read_downstream(read: Reader, name: str) -> DownstreamSettings:
+    p = f"BFF_{name.upper()}_"
+    return DownstreamSettings(
+        name=name,
+        urls=read(f"{p}URL", _urls, (URL(f"http://127.0.0.1:{_DEFAULT_PORTS[name]}"),)),
+        attempt_timeout_ms=read(f"{p}TIMEOUT_MS", positive_float, 300.0),
+        max_in_flight=read(f"{p}MAX_IN_FLIGHT", positive_int, 512),
+        max_body_bytes=read(f"{p}MAX_BODY_BYTES", positive_int, 1024 * 1024),
+        retry=RetrySettings(
+            max_attempts=read(f"{p}RETRY_ATTEMPTS", positive_int, 3),
+            backoff_base_ms=read(f"{p}RETRY_BACKOFF_BASE_MS", non_negative_float, 10.0),
+            backoff_max_ms=read(f"{p}RETRY_BACKOFF_MAX_MS", non_negative_float, 60.0),
+            budget_ratio=read(f"{p}RETRY_BUDGET_RATIO", ratio, 0.2),
+            budget_min_retries=read(f"{p}RETRY_BUDGET_MIN", non_negative_int, 3),
+            budget_window_s=read(f"{p}RETRY_BUDGET_WINDOW_S", positive_float, 10.0),
+            min_attempt_ms=read(f"{p}RETRY_MIN_ATTEMPT_MS", positive_float, 10.0),
+        ),
+        breaker=BreakerSettings(
+            fail_max=read(f"{p}BREAKER_FAIL_MAX", positive_int, 5),
+            reset_timeout_s=read(f"{p}BREAKER_RESET_S", positive_float, 3.0),
+        ),
+        outlier=OutlierSettings(
+            consecutive_failures=read(f"{p}EJECT_AFTER", positive_int, 5),
+            base_ejection_s=read(f"{p}EJECT_BASE_S", positive_float, 5.0),
+            max_ejection_s=read(f"{p}EJECT_MAX_S", positive_float, 60.0),
+        ),
+    )
+
+
+def _urls(raw: str) -> tuple[URL, ...]:
+    urls = []
+    for part in raw.split(","):
+        url = URL(part.strip())
+        if url.scheme not in {"http", "https"} or not url.host:
+            raise ValueError(f"{part.strip()!r} is not an http(s) base URL")
+        urls.append(url)
+    return tuple(urls)
