@@ -46,7 +46,7 @@ from bff.errors import (
     Overloaded,
 )
 from bff.observability.downstream import AttemptProbe
-from bff.resilience.backoff import DeadlineBoundRetry, backoff_delay
+from bff.resilience.backoff import PLANNED_DELAY, DeadlineBoundRetry, backoff_delay
 from bff.resilience.breaker import ServiceBreaker, TransitionHook
 from bff.resilience.budget import RetryBudget
 from bff.resilience.latency import LatencyWindow
@@ -113,6 +113,7 @@ class DownstreamClient:
             client_session=cast(aiohttp.ClientSession, _AttemptAdapter(self)),
             logger=_QuietLogger(),
         )
+        self._retry_options = DeadlineBoundRetry(settings.retry.max_attempts, RetryableAttempt)
 
     async def fetch(self, endpoint: Endpoint[T], product_id: str, ctx: CallContext) -> T:
         """GET one endpoint for one product under the whole policy."""
@@ -123,14 +124,11 @@ class DownstreamClient:
             self.in_flight += 1
             try:
                 self.budget.record_first_attempt()
-                options = DeadlineBoundRetry(
-                    state, self.settings.retry.max_attempts, RetryableAttempt
-                )
                 trace_ctx = {"ctx": ctx, "state": state, "endpoint": endpoint, "id": product_id}
                 params = RequestParams(
                     "GET", endpoint.path(product_id), trace_request_ctx=trace_ctx
                 )
-                await self._retry.requests([params], retry_options=options)
+                await self._retry.requests([params], retry_options=self._retry_options)
             except RetryableAttempt as exc:  # only if aiohttp-retry ran out of attempts itself
                 raise exc.error from None
             finally:
@@ -292,6 +290,7 @@ class DownstreamClient:
         if not self.budget.try_spend():
             return error
         state.next_delay = delay
+        PLANNED_DELAY.set(delay)
         return RetryableAttempt(error)
 
 
