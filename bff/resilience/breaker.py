@@ -112,7 +112,12 @@ class Permit:
 
     def success(self) -> None:
         if self._finish():
-            self._breaker._record(_succeed)
+            breaker = self._breaker
+            # The common case: closed, nothing counted. pybreaker would take its lock only to
+            # zero a counter that is already 0 (its listeners' `success` are no-ops): skip it.
+            if not self.probe and breaker.fail_counter == 0 and breaker.state == "closed":
+                return
+            breaker._record(_succeed)
 
     def failure(self) -> None:
         if self._finish():

@@ -1,0 +1,27 @@
+"""The worker tunes the cyclic GC once its app is built (issue 5: GC was ~20% of a request)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from bff import server
+
+
+@pytest.fixture
+def restore_gc() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+def test_settle_heap_freezes_start_up_objects_and_raises_the_young_threshold(
+    restore_gc: None,
+) -> None:
+    _, older, oldest = gc.get_threshold()
+    server._settle_heap()
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == (server._YOUNG_GC_THRESHOLD, older, oldest)
