@@ -18,6 +18,7 @@ from bff.middlewares import edge_middleware
 from bff.observability import metrics, tracing
 from bff.observability.downstream import on_breaker_transition
 from bff.observability.middleware import telemetry_middleware
+from bff.resilience.loop_lag import LoopLag
 from bff.routes import setup_routes
 from bff.settings import DownstreamSettings, Settings
 
@@ -85,6 +86,9 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
     if hasattr(session, "_retry_connection"):
         session._retry_connection = False
 
+    loop_lag = LoopLag()
+    loop_lag.start()
+
     def client(ds: DownstreamSettings) -> DownstreamClient:
         return DownstreamClient(
             ds,
@@ -92,6 +96,8 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
             propagation_margin_s=settings.propagation_margin_ms / 1000,
             on_breaker_transition=on_breaker_transition,
             tracer=app[TELEMETRY].tracer,
+            loop_lag=loop_lag,
+            lag_neutral_s=settings.loop_lag_neutral_ms / 1000,
         )
 
     for ds in settings.downstreams:
@@ -107,4 +113,5 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         app[LIFECYCLE].draining = True
+        await loop_lag.stop()
         await session.close()

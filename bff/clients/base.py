@@ -14,7 +14,8 @@ A retry is planned only when the error is retryable (connection error, attempt t
 deadline still holds the backoff plus the service's recently observed p90 latency.
 
 What counts against a service (breaker and outlier ejection): connection errors, 5xx,
-bad_response, and timeouts *when the attempt had its full per-attempt timeout*. A 4xx is an
+bad_response, and timeouts *when the attempt had its full per-attempt timeout* and this
+worker's event loop was not itself running late (`bff.resilience.loop_lag`). A 4xx is an
 answer from a live service and counts as a success (as pybreaker's excluded errors do). A
 timeout or a 504 caused by a short client budget, and a cancellation by the BFF itself, say
 nothing about the service's health and are neutral (neither failure nor success): otherwise
@@ -51,6 +52,7 @@ from bff.resilience.backoff import PLANNED_DELAY, DeadlineBoundRetry, backoff_de
 from bff.resilience.breaker import ServiceBreaker, TransitionHook
 from bff.resilience.budget import RetryBudget
 from bff.resilience.latency import LatencyWindow
+from bff.resilience.loop_lag import LoopLag
 from bff.resilience.pool import Instance, InstancePool
 from bff.settings import DownstreamSettings
 
@@ -92,12 +94,16 @@ class DownstreamClient:
         propagation_margin_s: float,
         on_breaker_transition: TransitionHook | None = None,
         tracer: Tracer | None = None,
+        loop_lag: LoopLag | None = None,
+        lag_neutral_s: float = 0.02,
     ) -> None:
         self.name = settings.name
         self.settings = settings
         self._session = session
         self._margin = propagation_margin_s
         self._attempt_timeout = settings.attempt_timeout_ms / 1000
+        self.loop_lag = loop_lag
+        self._lag_neutral = lag_neutral_s
         self._tracer = tracer  # None: no spans (the pass-through trace context still goes out)
         self.pool = InstancePool(settings.urls, settings.outlier)
         self.breaker = ServiceBreaker(settings.name, settings.breaker, on_breaker_transition)
@@ -208,7 +214,7 @@ class DownstreamClient:
             error: DownstreamError = DownstreamTimeout(
                 self.name, f"no answer in {allotted * 1000:.0f} ms"
             )
-            self._failed(permit, instance, counts=full_budget)
+            self._failed(permit, instance, counts=full_budget and not self._loop_starved())
             raise self._maybe_retry(error, ctx, state) from None
         except DownstreamError as bad:  # a bad_response from _fetch
             self._failed(permit, instance, counts=True)
@@ -244,7 +250,7 @@ class DownstreamClient:
         retry_after = _retry_after(resp.headers.get("Retry-After"))
         if status == 504:
             error = DownstreamTimeout(self.name, "service answered 504", retry_after=retry_after)
-            self._failed(permit, instance, counts=full_budget)
+            self._failed(permit, instance, counts=full_budget and not self._loop_starved())
         else:
             error = DownstreamUnavailable(self.name, f"status {status}", retry_after=retry_after)
             self._failed(permit, instance, counts=True)
@@ -273,6 +279,10 @@ class DownstreamClient:
             self.pool.record_failure(instance)
         else:
             permit.release()
+
+    def _loop_starved(self) -> bool:
+        """Our own loop is running late: a timeout now may be ours, not the service's."""
+        return self.loop_lag is not None and self.loop_lag.lag > self._lag_neutral
 
     def _final(self, error: DownstreamError, state: CallState) -> DownstreamError:
         state.error = error

@@ -81,6 +81,8 @@ class Settings:
     # timer fires (network and scheduling slack).
     propagation_margin_ms: float = 5.0
     max_connections: int = 2048
+    # Above this event-loop lag a timeout is blamed on this worker, not on the service.
+    loop_lag_neutral_ms: float = 20.0
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     shutdown_grace_s: float = 10.0
@@ -108,6 +110,7 @@ class Settings:
             deadline_ms=read("BFF_DEADLINE_MS", positive_float, 500.0),
             propagation_margin_ms=read("BFF_PROPAGATION_MARGIN_MS", non_negative_float, 5.0),
             max_connections=read("BFF_MAX_CONNECTIONS", positive_int, 2048),
+            loop_lag_neutral_ms=read("BFF_LOOP_LAG_NEUTRAL_MS", positive_float, 20.0),
             log_level=read("BFF_LOG_LEVEL", _log_level, "INFO"),
             log_format=read("BFF_LOG_FORMAT", _log_format, "console" if tty else "json"),
             shutdown_grace_s=read("BFF_SHUTDOWN_GRACE_S", positive_float, 10.0),

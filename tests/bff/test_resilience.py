@@ -227,6 +227,7 @@ class TestCircuitBreaker:
             BFF_REVIEWS_TIMEOUT_MS=150,
             # A wide margin: the mock's 504 must beat our own timer even on a busy machine.
             BFF_PROPAGATION_MARGIN_MS=60,
+            BFF_LOOP_LAG_NEUTRAL_MS=500,  # a busy test machine must not make the 504 neutral
             BFF_REVIEWS_RETRY_ATTEMPTS=1,
             BFF_REVIEWS_BREAKER_FAIL_MAX=50,
         )

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
 from aiohttp import web
-from bff_support import MakeBff
+from bff_support import MakeBff, Mocks
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from bff.errors import CircuitOpen
+from bff.keys import CLIENTS
 from bff.resilience.breaker import ServiceBreaker
 from bff.resilience.budget import RetryBudget
 from bff.resilience.latency import LatencyWindow
+from bff.resilience.loop_lag import LoopLag
 from bff.resilience.pool import InstancePool
 from bff.settings import BreakerSettings, OutlierSettings
 
@@ -154,3 +157,42 @@ class TestRetryAfter:
         assert body["degraded"] == (
             degraded if degraded is not None else {"reviews": "unavailable"}
         )
+
+
+class TestLoopLag:
+    """A starved event loop is measured, and its timeouts are not blamed on the service."""
+
+    async def test_a_blocked_loop_shows_as_lag_that_then_decays(self) -> None:
+        lag = LoopLag(interval_s=0.01)
+        lag.start()
+        try:
+            await asyncio.sleep(0.03)
+            assert lag.lag < 0.05
+            time.sleep(0.15)  # noqa: ASYNC251 - block the loop, as a saturated worker would
+            await asyncio.sleep(0.015)
+            assert lag.lag >= 0.03  # ~0.14 s late, halved per tick since
+            await asyncio.sleep(0.3)
+            assert lag.lag < 0.02
+        finally:
+            await lag.stop()
+
+    async def test_a_timeout_while_our_loop_is_late_is_neutral(
+        self, make_bff: MakeBff, mocks: Mocks
+    ) -> None:
+        bff = await make_bff(
+            BFF_REVIEWS_TIMEOUT_MS=100,
+            BFF_REVIEWS_RETRY_ATTEMPTS=1,
+            BFF_RATE_LIMIT_RATE=0,
+            BFF_LOOP_LAG_NEUTRAL_MS=500,  # far above what a busy test machine shows by itself
+        )
+        await mocks.faults("reviews", latency_ms=1000)
+        reviews = bff.server.app[CLIENTS].reviews
+        assert reviews.loop_lag is not None
+        reviews.loop_lag.lag = 1000.0  # as if measured on a starved worker; decays slowly
+        async with bff.get("/product-details/P001") as resp:
+            assert (await resp.json())["degraded"] == {"reviews": "timeout"}
+        assert reviews.breaker.fail_counter == 0
+        reviews.loop_lag.lag = 0.0  # the same timeout on a healthy loop counts
+        async with bff.get("/product-details/P001") as resp:
+            assert (await resp.json())["degraded"] == {"reviews": "timeout"}
+        assert reviews.breaker.fail_counter == 1
