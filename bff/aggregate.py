@@ -33,9 +33,6 @@ class Clients:
     reviews: DownstreamClient
     inventory: DownstreamClient
 
-    def all(self) -> tuple[DownstreamClient, ...]:
-        return (self.product, self.reviews, self.inventory)
-
 
 async def product_details(clients: Clients, product_id: str, ctx: CallContext) -> ProductDetails:
     product_task = _start(clients.product.fetch(PRODUCT, product_id, ctx), "product")
@@ -103,7 +100,5 @@ def _optional(task: asyncio.Task[T], degraded: dict[str, str]) -> T | None:
     try:
         return task.result()
     except DownstreamError as exc:
-        # A 404 for an optional part (inventory has no record) is reported in the contract's
-        # vocabulary: the part is unavailable, not the product.
-        degraded[task.get_name()] = "unavailable" if exc.reason == "not_found" else exc.reason
+        degraded[task.get_name()] = exc.reason
         return None

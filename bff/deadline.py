@@ -11,11 +11,10 @@ import time
 
 
 class Deadline:
-    __slots__ = ("_loop", "_t0", "at", "budget")
+    __slots__ = ("_loop", "_t0", "at")
 
     def __init__(self, budget_s: float, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop or asyncio.get_running_loop()
-        self.budget = budget_s
         self.at = self._loop.time() + budget_s
         # Durations use perf_counter: uvloop's clock ticks in whole milliseconds.
         self._t0 = time.perf_counter()

@@ -10,11 +10,9 @@ def server_timing(ctx: CallContext | None, total_s: float) -> str:
     if ctx is not None:
         now = ctx.deadline.elapsed()
         for call in ctx.calls:
-            duration = call.duration if call.duration is not None else now - call.started
+            outcome, duration = call.report(now)
             entry = f"{call.service};dur={duration * 1000:.1f}"
-            if call.outcome != "ok":
-                # "pending" here means the call was cancelled and has not unwound yet.
-                outcome = "cancelled" if call.outcome == "pending" else call.outcome
+            if outcome != "ok":
                 entry += f';desc="{outcome}"'
             entries.append(entry)
     entries.append(f"total;dur={total_s * 1000:.1f}")

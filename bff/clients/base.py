@@ -42,7 +42,6 @@ from bff.errors import (
     BadResponse,
     CircuitOpen,
     DownstreamError,
-    DownstreamNotFound,
     DownstreamTimeout,
     DownstreamUnavailable,
     Overloaded,
@@ -141,7 +140,6 @@ class DownstreamClient:
             finally:
                 self.in_flight -= 1
         except DownstreamError as exc:
-            state.error = exc
             state.outcome = exc.reason
             raise
         except asyncio.CancelledError:
@@ -218,7 +216,7 @@ class DownstreamClient:
             raise self._maybe_retry(error, ctx, state) from None
         except DownstreamError as bad:  # a bad_response from _fetch
             self._failed(permit, instance, counts=True)
-            raise self._final(bad, state) from None
+            raise bad from None
         except (aiohttp.ClientError, OSError) as exc:
             error = DownstreamUnavailable(self.name, _describe(exc))
             self._failed(permit, instance, counts=True)
@@ -232,7 +230,7 @@ class DownstreamClient:
                 state.value = endpoint.decode(body, product_id)
             except msgspec.DecodeError as exc:
                 self._failed(permit, instance, counts=True)
-                raise self._final(BadResponse(self.name, str(exc)), state) from None
+                raise BadResponse(self.name, str(exc)) from None
             permit.success()
             self.pool.record_success(instance)
             self.latency.record(loop.time() - started)
@@ -245,8 +243,8 @@ class DownstreamClient:
                 state.value = endpoint.on_404()
                 return resp
             if status == 404:
-                raise self._final(DownstreamNotFound(self.name, "404"), state)
-            raise self._final(DownstreamUnavailable(self.name, f"status {status}"), state)
+                raise endpoint.not_found(self.name, "404")
+            raise DownstreamUnavailable(self.name, f"status {status}")
         retry_after = _retry_after(resp.headers.get("Retry-After"))
         if status == 504:
             error = DownstreamTimeout(self.name, "service answered 504", retry_after=retry_after)
@@ -256,7 +254,7 @@ class DownstreamClient:
             self._failed(permit, instance, counts=True)
         if status in _RETRYABLE_STATUSES:
             raise self._maybe_retry(error, ctx, state)
-        raise self._final(error, state)
+        raise error
 
     async def _fetch(
         self, instance: Instance, path: str, headers: dict[str, str]
@@ -284,10 +282,6 @@ class DownstreamClient:
         """Our own loop is running late: a timeout now may be ours, not the service's."""
         return self.loop_lag is not None and self.loop_lag.lag > self._lag_neutral
 
-    def _final(self, error: DownstreamError, state: CallState) -> DownstreamError:
-        state.error = error
-        return error
-
     def _maybe_retry(self, error: DownstreamError, ctx: CallContext, state: CallState) -> Exception:
         state.error = error
         retry = self.settings.retry
@@ -302,8 +296,7 @@ class DownstreamClient:
             return error
         if not self.budget.try_spend():
             return error
-        state.next_delay = delay
-        PLANNED_DELAY.set(delay)
+        PLANNED_DELAY.set(delay)  # read by aiohttp-retry's sleep and by the attempt's span
         return RetryableAttempt(error)
 
 

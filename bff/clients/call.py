@@ -40,7 +40,6 @@ class CallState:
         "duration",
         "error",
         "last_instance",
-        "next_delay",
         "outcome",
         "service",
         "started",
@@ -53,8 +52,17 @@ class CallState:
         self.duration: float | None = None
         self.attempts = 0
         self.last_instance: Instance | None = None
-        self.next_delay = 0.0
         self.value: Any = None
         self.error: DownstreamError | None = None
         # "ok", a contract reason ("timeout", "circuit_open", ...) or "cancelled".
         self.outcome = "pending"
+
+    def report(self, now: float) -> tuple[str, float]:
+        """(outcome, seconds) as Server-Timing, the access log and the metrics show them.
+
+        A call still "pending" once the answer is decided was cancelled by the aggregation
+        and has not unwound yet: it is reported as cancelled, timed until `now`.
+        """
+        outcome = "cancelled" if self.outcome == "pending" else self.outcome
+        duration = self.duration if self.duration is not None else now - self.started
+        return outcome, duration

@@ -11,28 +11,30 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from bff.errors import DownstreamError, DownstreamNotFound, DownstreamUnavailable
 from bff.models import Inventory, Product, Review
 
 T = TypeVar("T")
 
 
 class Endpoint(Generic[T]):
-    __slots__ = ("_decoder", "_ids", "on_404", "prefix", "service")
+    __slots__ = ("_decoder", "_ids", "not_found", "on_404", "prefix")
 
     def __init__(
         self,
-        service: str,
         prefix: str,
         body_type: Any,
         ids: Callable[[T], Iterable[str]],
+        *,
         on_404: Callable[[], T] | None = None,
+        not_found: type[DownstreamError] = DownstreamNotFound,
     ) -> None:
-        self.service = service
         self.prefix = prefix
         self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(body_type)
         self._ids = ids
-        # None: a 404 is `DownstreamNotFound`; otherwise the value a 404 stands for.
+        # What a 404 means: the value it stands for (`on_404`), or else the error to raise.
         self.on_404 = on_404
+        self.not_found = not_found
 
     def path(self, product_id: str) -> str:
         # Ids are validated to [A-Za-z0-9_-] before any call: nothing to escape.
@@ -50,14 +52,16 @@ def _no_reviews() -> list[Review]:
     return []
 
 
-PRODUCT: Endpoint[Product] = Endpoint("product", "/products/", Product, lambda p: (p.id,))
+# The product does not exist: the answer is a 404.
+PRODUCT: Endpoint[Product] = Endpoint("/products/", Product, lambda p: (p.id,))
 REVIEWS: Endpoint[list[Review]] = Endpoint(
-    "reviews",
     "/reviews/",
     list[Review],
     lambda reviews: (r.product_id for r in reviews),
     on_404=_no_reviews,  # a reviews service with nothing for this id may say 404 or []
 )
+# No inventory record for an existing product: stock unknown, in the contract's words the
+# part is `unavailable` (body, Server-Timing, log and metrics all say the same).
 INVENTORY: Endpoint[Inventory] = Endpoint(
-    "inventory", "/inventory/", Inventory, lambda i: (i.product_id,)
+    "/inventory/", Inventory, lambda i: (i.product_id,), not_found=DownstreamUnavailable
 )

@@ -20,6 +20,7 @@ from bff.errors import DownstreamError
 from bff.observability import metrics
 from bff.observability.logging import log
 from bff.observability.tracing import current_or_new
+from bff.resilience.backoff import PLANNED_DELAY
 
 if TYPE_CHECKING:
     from bff.clients.call import CallState
@@ -104,7 +105,7 @@ class AttemptProbe:
             span.add_event(
                 "retry_scheduled",
                 {
-                    "bff.retry.delay_ms": round(self._state.next_delay * 1000, 3),
+                    "bff.retry.delay_ms": round(PLANNED_DELAY.get() * 1000, 3),
                     "bff.retry.next_attempt": self._state.attempts + 1,
                 },
             )

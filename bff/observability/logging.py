@@ -76,8 +76,10 @@ def access_log(
         return  # at WARNING (the benchmark's level) build nothing: the line would be dropped
     fields: dict[str, Any] = {}
     if ctx is not None:
+        now = ctx.deadline.elapsed()
         fields["parts"] = {
-            call.service: {"outcome": call.outcome, "attempts": call.attempts} for call in ctx.calls
+            call.service: {"outcome": call.report(now)[0], "attempts": call.attempts}
+            for call in ctx.calls
         }
         fields["degraded"] = ctx.degraded  # part -> reason, as in the answer
     resource = request.match_info.route.resource

@@ -87,9 +87,7 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
 def _record_calls(ctx: CallContext, span: trace.Span | None) -> None:
     now = ctx.deadline.elapsed()
     for call in ctx.calls:
-        # "pending": cancelled by the aggregation and not unwound yet.
-        outcome = "cancelled" if call.outcome == "pending" else call.outcome
-        duration = call.duration if call.duration is not None else now - call.started
+        outcome, duration = call.report(now)
         metrics.downstream_duration(call.service, outcome).observe(duration)
     for part, reason in ctx.degraded.items():
         metrics.degraded(part, reason).inc()

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiohttp import web
 from bff_support import BffClient, MakeBff, Mocks, server_timing
+from pytest_aiohttp import AiohttpServer
 
 # (fault fields, reason an optional part gets, status a product failure gets)
 FAILURES: dict[str, tuple[dict[str, Any], str, int]] = {
@@ -103,3 +105,26 @@ class TestProductFailureFailsTheRequest:
         assert body["status"] == status_of(failure)
         assert body["detail"] == f"product: {reason_of(failure)}"
         assert "Traceback" not in str(body)
+
+
+class TestInventoryWithoutRecord:
+    """An inventory service answering 404 for an existing product: stock unknown."""
+
+    async def test_body_header_and_log_all_say_unavailable(
+        self, make_bff: MakeBff, aiohttp_server: AiohttpServer, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        async def no_record(request: web.Request) -> web.Response:
+            return web.json_response({"error": "not_found"}, status=404)
+
+        app = web.Application()
+        app.router.add_get("/inventory/{id}", no_record)
+        inventory = await aiohttp_server(app)
+        bff = await make_bff(BFF_INVENTORY_URL=str(inventory.make_url("")).rstrip("/"))
+        async with bff.get("/product-details/P001") as resp:
+            assert resp.status == 200
+            body = await resp.json()
+            timing = server_timing(resp.headers["Server-Timing"])
+        assert body["degraded"] == {"inventory": "unavailable"}
+        assert body["inventory"] is None
+        assert timing["inventory"]["desc"] == "unavailable"
+        assert "not_found" not in capsys.readouterr().out
