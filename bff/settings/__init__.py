@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 from bff.settings.downstream import (
-    SERVICES,
     BreakerSettings,
     DownstreamSettings,
     OutlierSettings,
@@ -43,11 +42,9 @@ from bff.settings.parse import (
     positive_float,
     positive_int,
 )
-from bff.settings.tracing import SAMPLERS, TracingSettings, read_tracing
+from bff.settings.tracing import TracingSettings, read_tracing
 
 __all__ = [
-    "SAMPLERS",
-    "SERVICES",
     "AuthSettings",
     "BreakerSettings",
     "CorsSettings",
@@ -100,20 +97,26 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, *, tty: bool = False) -> Settings:
         env = os.environ if environ is None else environ
         read = Reader(env)
+        d = _DEFAULTS
         settings = cls(
             product=read_downstream(read, "product"),
             reviews=read_downstream(read, "reviews"),
             inventory=read_downstream(read, "inventory"),
-            host=read("BFF_HOST", str, "127.0.0.1"),
-            port=read("BFF_PORT", port, 8080),
+            host=read("BFF_HOST", str, d["host"]),
+            port=read("BFF_PORT", port, d["port"]),
+            # Unlike the dataclass (1, for tests and embedding), the command uses every core.
             workers=read("BFF_WORKERS", positive_int, os.cpu_count() or 1),
-            deadline_ms=read("BFF_DEADLINE_MS", positive_float, 500.0),
-            propagation_margin_ms=read("BFF_PROPAGATION_MARGIN_MS", non_negative_float, 5.0),
-            max_connections=read("BFF_MAX_CONNECTIONS", positive_int, 2048),
-            loop_lag_neutral_ms=read("BFF_LOOP_LAG_NEUTRAL_MS", positive_float, 20.0),
-            log_level=read("BFF_LOG_LEVEL", _log_level, "INFO"),
+            deadline_ms=read("BFF_DEADLINE_MS", positive_float, d["deadline_ms"]),
+            propagation_margin_ms=read(
+                "BFF_PROPAGATION_MARGIN_MS", non_negative_float, d["propagation_margin_ms"]
+            ),
+            max_connections=read("BFF_MAX_CONNECTIONS", positive_int, d["max_connections"]),
+            loop_lag_neutral_ms=read(
+                "BFF_LOOP_LAG_NEUTRAL_MS", positive_float, d["loop_lag_neutral_ms"]
+            ),
+            log_level=read("BFF_LOG_LEVEL", _log_level, d["log_level"]),
             log_format=read("BFF_LOG_FORMAT", _log_format, "console" if tty else "json"),
-            shutdown_grace_s=read("BFF_SHUTDOWN_GRACE_S", positive_float, 10.0),
+            shutdown_grace_s=read("BFF_SHUTDOWN_GRACE_S", positive_float, d["shutdown_grace_s"]),
             tracing=read_tracing(read),
             metrics_dir=read("PROMETHEUS_MULTIPROC_DIR", str, None),
             edge=read_edge(read),
@@ -121,6 +124,10 @@ class Settings:
         if settings.edge.drain_delay_s >= settings.shutdown_grace_s:
             raise SettingsError("BFF_DRAIN_DELAY_S must be shorter than BFF_SHUTDOWN_GRACE_S")
         return settings
+
+
+# The dataclass's own defaults, so each is written once (the reader above falls back to them).
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
 
 
 def _log_level(raw: str) -> str:

@@ -9,6 +9,7 @@ from yarl import URL
 
 from bff.settings.parse import (
     Reader,
+    http_url,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -16,7 +17,6 @@ from bff.settings.parse import (
     ratio,
 )
 
-SERVICES = ("product", "reviews", "inventory")
 _DEFAULT_PORTS = {"product": 8081, "reviews": 8082, "inventory": 8083}
 
 
@@ -58,39 +58,40 @@ class DownstreamSettings:
 
 
 def read_downstream(read: Reader, name: str) -> DownstreamSettings:
+    """`BFF_<NAME>_*`; a variable not set keeps the dataclasses' default (written once, above)."""
     p = f"BFF_{name.upper()}_"
+    d, r, b, o = _DEFAULT, _DEFAULT.retry, _DEFAULT.breaker, _DEFAULT.outlier
     return DownstreamSettings(
         name=name,
         urls=read(f"{p}URL", _urls, (URL(f"http://127.0.0.1:{_DEFAULT_PORTS[name]}"),)),
-        attempt_timeout_ms=read(f"{p}TIMEOUT_MS", positive_float, 300.0),
-        max_in_flight=read(f"{p}MAX_IN_FLIGHT", positive_int, 512),
-        max_body_bytes=read(f"{p}MAX_BODY_BYTES", positive_int, 1024 * 1024),
+        attempt_timeout_ms=read(f"{p}TIMEOUT_MS", positive_float, d.attempt_timeout_ms),
+        max_in_flight=read(f"{p}MAX_IN_FLIGHT", positive_int, d.max_in_flight),
+        max_body_bytes=read(f"{p}MAX_BODY_BYTES", positive_int, d.max_body_bytes),
         retry=RetrySettings(
-            max_attempts=read(f"{p}RETRY_ATTEMPTS", positive_int, 3),
-            backoff_base_ms=read(f"{p}RETRY_BACKOFF_BASE_MS", non_negative_float, 10.0),
-            backoff_max_ms=read(f"{p}RETRY_BACKOFF_MAX_MS", non_negative_float, 60.0),
-            budget_ratio=read(f"{p}RETRY_BUDGET_RATIO", ratio, 0.2),
-            budget_min_retries=read(f"{p}RETRY_BUDGET_MIN", non_negative_int, 3),
-            budget_window_s=read(f"{p}RETRY_BUDGET_WINDOW_S", positive_float, 10.0),
-            min_attempt_ms=read(f"{p}RETRY_MIN_ATTEMPT_MS", positive_float, 10.0),
+            max_attempts=read(f"{p}RETRY_ATTEMPTS", positive_int, r.max_attempts),
+            backoff_base_ms=read(
+                f"{p}RETRY_BACKOFF_BASE_MS", non_negative_float, r.backoff_base_ms
+            ),
+            backoff_max_ms=read(f"{p}RETRY_BACKOFF_MAX_MS", non_negative_float, r.backoff_max_ms),
+            budget_ratio=read(f"{p}RETRY_BUDGET_RATIO", ratio, r.budget_ratio),
+            budget_min_retries=read(f"{p}RETRY_BUDGET_MIN", non_negative_int, r.budget_min_retries),
+            budget_window_s=read(f"{p}RETRY_BUDGET_WINDOW_S", positive_float, r.budget_window_s),
+            min_attempt_ms=read(f"{p}RETRY_MIN_ATTEMPT_MS", positive_float, r.min_attempt_ms),
         ),
         breaker=BreakerSettings(
-            fail_max=read(f"{p}BREAKER_FAIL_MAX", positive_int, 5),
-            reset_timeout_s=read(f"{p}BREAKER_RESET_S", positive_float, 3.0),
+            fail_max=read(f"{p}BREAKER_FAIL_MAX", positive_int, b.fail_max),
+            reset_timeout_s=read(f"{p}BREAKER_RESET_S", positive_float, b.reset_timeout_s),
         ),
         outlier=OutlierSettings(
-            consecutive_failures=read(f"{p}EJECT_AFTER", positive_int, 5),
-            base_ejection_s=read(f"{p}EJECT_BASE_S", positive_float, 5.0),
-            max_ejection_s=read(f"{p}EJECT_MAX_S", positive_float, 60.0),
+            consecutive_failures=read(f"{p}EJECT_AFTER", positive_int, o.consecutive_failures),
+            base_ejection_s=read(f"{p}EJECT_BASE_S", positive_float, o.base_ejection_s),
+            max_ejection_s=read(f"{p}EJECT_MAX_S", positive_float, o.max_ejection_s),
         ),
     )
 
 
+_DEFAULT = DownstreamSettings(name="", urls=())
+
+
 def _urls(raw: str) -> tuple[URL, ...]:
-    urls = []
-    for part in raw.split(","):
-        url = URL(part.strip())
-        if url.scheme not in {"http", "https"} or not url.host:
-            raise ValueError(f"{part.strip()!r} is not an http(s) base URL")
-        urls.append(url)
-    return tuple(urls)
+    return tuple(URL(http_url(part.strip())) for part in raw.split(","))

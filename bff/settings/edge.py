@@ -84,34 +84,39 @@ class EdgeSettings:
 
 
 def read_edge(read: Reader) -> EdgeSettings:
+    """A variable not set keeps the dataclasses' default (written once, above)."""
+    d, rl, c = _DEFAULT, _DEFAULT.rate_limit, _DEFAULT.cors
     rate_limit = RateLimitSettings(
-        rate=read("BFF_RATE_LIMIT_RATE", non_negative_float, 100.0),
-        burst=read("BFF_RATE_LIMIT_BURST", positive_int, 200),
-        strategy=read("BFF_RATE_LIMIT_STRATEGY", _strategy, "moving-window"),
-        storage=read("BFF_RATE_LIMIT_STORAGE", _storage, "memory://"),
+        rate=read("BFF_RATE_LIMIT_RATE", non_negative_float, rl.rate),
+        burst=read("BFF_RATE_LIMIT_BURST", positive_int, rl.burst),
+        strategy=read("BFF_RATE_LIMIT_STRATEGY", _strategy, rl.strategy),
+        storage=read("BFF_RATE_LIMIT_STORAGE", _storage, rl.storage),
     )
     if rate_limit.enabled and rate_limit.burst < rate_limit.rate:
         raise SettingsError("BFF_RATE_LIMIT_BURST must be >= BFF_RATE_LIMIT_RATE")
     cors = CorsSettings(
-        origins=read("BFF_CORS_ORIGINS", _origins, ()),
-        allow_credentials=read("BFF_CORS_ALLOW_CREDENTIALS", boolean, False),
-        max_age_s=read("BFF_CORS_MAX_AGE_S", non_negative_int, 600),
+        origins=read("BFF_CORS_ORIGINS", _origins, c.origins),
+        allow_credentials=read("BFF_CORS_ALLOW_CREDENTIALS", boolean, c.allow_credentials),
+        max_age_s=read("BFF_CORS_MAX_AGE_S", non_negative_int, c.max_age_s),
     )
     if cors.allow_credentials and "*" in cors.origins:
         raise SettingsError("BFF_CORS_ORIGINS='*' cannot be combined with credentials")
     return EdgeSettings(
-        max_in_flight=read("BFF_MAX_IN_FLIGHT", positive_int, 1024),
+        max_in_flight=read("BFF_MAX_IN_FLIGHT", positive_int, d.max_in_flight),
         rate_limit=rate_limit,
-        trusted_proxies=read("BFF_TRUSTED_PROXIES", _networks, ()),
+        trusted_proxies=read("BFF_TRUSTED_PROXIES", _networks, d.trusted_proxies),
         cors=cors,
         auth=_auth(read),
-        max_request_line=read("BFF_MAX_REQUEST_LINE", positive_int, 8190),
-        max_header_size=read("BFF_MAX_HEADER_SIZE", positive_int, 8190),
-        max_headers=read("BFF_MAX_HEADERS", positive_int, 100),
-        max_body_bytes=read("BFF_MAX_BODY_BYTES", non_negative_int, 16 * 1024),
-        keepalive_timeout_s=read("BFF_KEEPALIVE_TIMEOUT_S", positive_float, 15.0),
-        drain_delay_s=read("BFF_DRAIN_DELAY_S", non_negative_float, 2.0),
+        max_request_line=read("BFF_MAX_REQUEST_LINE", positive_int, d.max_request_line),
+        max_header_size=read("BFF_MAX_HEADER_SIZE", positive_int, d.max_header_size),
+        max_headers=read("BFF_MAX_HEADERS", positive_int, d.max_headers),
+        max_body_bytes=read("BFF_MAX_BODY_BYTES", non_negative_int, d.max_body_bytes),
+        keepalive_timeout_s=read("BFF_KEEPALIVE_TIMEOUT_S", positive_float, d.keepalive_timeout_s),
+        drain_delay_s=read("BFF_DRAIN_DELAY_S", non_negative_float, d.drain_delay_s),
     )
+
+
+_DEFAULT = EdgeSettings()
 
 
 def _auth(read: Reader) -> AuthSettings:
@@ -132,7 +137,7 @@ def _auth(read: Reader) -> AuthSettings:
     requested = read("BFF_AUTH_JWT_ALGORITHM", _algorithm, None)
     issuer = read.raw("BFF_AUTH_JWT_ISSUER") or None
     audience = read.raw("BFF_AUTH_JWT_AUDIENCE") or None
-    leeway_s = read("BFF_AUTH_JWT_LEEWAY_S", non_negative_float, 30.0)
+    leeway_s = read("BFF_AUTH_JWT_LEEWAY_S", non_negative_float, _DEFAULT.auth.leeway_s)
     if secret:
         if requested not in (None, "HS256"):
             raise SettingsError(f"BFF_AUTH_JWT_ALGORITHM={requested}: a secret means HS256")
