@@ -1,7 +1,7 @@
 """Every error becomes an RFC 9457 problem+json response here, and only here.
 
-The status for each error of `bff.errors` is decided in `_for_downstream`; the body never
-carries a traceback or an internal detail of an unexpected error (those go to the log).
+The status of each error of `bff.errors` is decided here (`_DOWNSTREAM`, `from_error`); the
+body never carries a traceback or an internal detail of an unexpected error (those go to the log).
 """
 
 from __future__ import annotations
@@ -120,6 +120,19 @@ def from_http_exception(exc: web.HTTPException, *, instance: str, request_id: st
         instance=instance,
         request_id=request_id,
         headers=headers,
+    )
+
+
+def not_ready(why: str, *, instance: str, request_id: str) -> web.Response:
+    """`/readyz` while starting or draining: load balancers should send traffic elsewhere."""
+    return problem(
+        503,
+        "not-ready",
+        "Not ready",
+        f"this instance is {why}",
+        instance=instance,
+        request_id=request_id,
+        headers={"Retry-After": "1"},
     )
 
 

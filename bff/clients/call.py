@@ -16,12 +16,12 @@ if TYPE_CHECKING:
 
 
 class CallContext:
-    __slots__ = ("calls", "deadline", "degraded", "headers", "request_id")
+    __slots__ = ("calls", "deadline", "degraded", "headers")
 
-    def __init__(self, deadline: Deadline, request_id: str, headers: dict[str, str]) -> None:
+    def __init__(self, deadline: Deadline, headers: dict[str, str]) -> None:
         self.deadline = deadline
-        self.request_id = request_id
-        # Sent on every downstream attempt; X-Request-Timeout-Ms is added per attempt.
+        # X-Request-ID and the forwarded client headers, sent on every downstream attempt;
+        # X-Request-Timeout-Ms is added per attempt.
         self.headers = headers
         self.calls: list[CallState] = []
         # Part -> reason, as in the answer's `degraded` (filled by the aggregation): what the

@@ -20,12 +20,4 @@ async def readyz(request: web.Request) -> web.Response:
     if lifecycle.ready:
         return web.Response(body=_READY, content_type="application/json")
     why = "draining" if lifecycle.draining else "starting"
-    return problems.problem(
-        503,
-        "not-ready",
-        "Not ready",
-        f"this instance is {why}",
-        instance=request.path,
-        request_id=request[REQUEST_ID],
-        headers={"Retry-After": "1"},
-    )
+    return problems.not_ready(why, instance=request.path, request_id=request[REQUEST_ID])

@@ -34,7 +34,7 @@ async def get_product_details(request: web.Request) -> web.Response:
     subject = request.get(SUBJECT)
     if subject is not None:
         headers["X-User-ID"] = subject
-    ctx = CallContext(Deadline(budget), request_id, headers)
+    ctx = CallContext(Deadline(budget), headers)
     request[CALL_CONTEXT] = ctx
 
     details = await product_details(request.app[CLIENTS], product_id, ctx)

@@ -27,7 +27,7 @@ class Reader:
         return self._env.get(name, "").strip()
 
     def __call__(self, name: str, parse: Callable[[str], T], default: T) -> T:
-        raw = self._env.get(name, "").strip()
+        raw = self.raw(name)
         if not raw:
             return default
         try:

@@ -59,3 +59,15 @@ def test_serves_and_stops_cleanly(workers: int, sig: int) -> None:
         code, err = bff.stop(sig)
     assert code == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [("--port=99999", "port number 0-65535"), ("--workers=0", "integer >= 1")],
+)
+def test_an_invalid_flag_is_refused_with_the_settings_message(flag: str, message: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bff", flag], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 2
+    assert message in out.stderr
