@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from bff.errors import DownstreamError
 from bff.observability import metrics
 from bff.observability.logging import log
-from bff.observability.tracing import current_or_new
+from bff.observability.tracing import RequestTrace, current_or_new
 from bff.resilience.backoff import PLANNED_DELAY
 
 if TYPE_CHECKING:
@@ -51,10 +51,7 @@ class AttemptProbe:
     ) -> None:
         self._sent = True
         if self._tracer is None:
-            ctx = current_or_new()
-            headers["traceparent"] = ctx.traceparent
-            if ctx.tracestate:
-                headers["tracestate"] = ctx.tracestate
+            _propagate(current_or_new(), headers)  # the request's own context, passed on
             return
         base = instance.base_url
         span = self._tracer.start_span(
@@ -72,10 +69,7 @@ class AttemptProbe:
             },
         )
         self._span = span
-        sc = span.get_span_context()
-        headers["traceparent"] = f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{sc.trace_flags:02x}"
-        if sc.trace_state:
-            headers["tracestate"] = sc.trace_state.to_header()
+        _propagate(RequestTrace.of_span(span), headers)  # the attempt's span is the parent
 
     def finish(self, exc: BaseException | None, *, retry: bool = False) -> None:
         """`exc`: what the attempt raised (for a planned retry, the attempt's error)."""
@@ -110,6 +104,12 @@ class AttemptProbe:
                 },
             )
         span.end()
+
+
+def _propagate(context: RequestTrace, headers: dict[str, str]) -> None:
+    headers["traceparent"] = context.traceparent
+    if context.tracestate:
+        headers["tracestate"] = context.tracestate
 
 
 def on_breaker_transition(service: str, old: str, new: str) -> None:
