@@ -150,16 +150,12 @@ class Cluster:
         p = self.ports
         redis_dir = self.workdir / "redis"
         redis_dir.mkdir(exist_ok=True)
-        self._spawn(
-            "redis",
-            [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(p.redis)]
-            + ["--save", "", "--appendonly", "no", "--dir", str(redis_dir)],
-        )
-        self._spawn(
-            "mocks",
-            [sys.executable, "-m", "mock_services", "--product-port", str(p.mocks[0])]
-            + ["--reviews-port", str(p.mocks[1]), "--inventory-port", str(p.mocks[2])],
-        )
+        redis = [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(p.redis)]
+        # A scratch store: nothing in it outlives the cluster.
+        self._spawn("redis", [*redis, "--save", "", "--appendonly", "no", "--dir", str(redis_dir)])
+        mocks = [sys.executable, "-m", "mock_services", "--product-port", str(p.mocks[0])]
+        ports = ["--reviews-port", str(p.mocks[1]), "--inventory-port", str(p.mocks[2])]
+        self._spawn("mocks", [*mocks, *ports])
         self._wait_listening([p.redis, *p.mocks])
         for i in range(len(p.bff)):
             self.start_bff(i)
