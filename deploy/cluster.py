@@ -114,6 +114,7 @@ class Cluster:
         self.ports = ports
         self.workdir = workdir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._forwarders: dict[str, threading.Thread] = {}
         self._sink = sink
         self._sink_lock = threading.Lock()
         # Settings of ours win; PROMETHEUS_MULTIPROC_DIR would make instances share files.
@@ -197,6 +198,9 @@ class Cluster:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # its workers too, if any outlived it
         proc.wait(timeout=5)
+        self._forwarders[name].join(timeout=5)  # the last lines, up to the pipe's end
+        if proc.stdout is not None:
+            proc.stdout.close()
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
         proc = subprocess.Popen(  # noqa: S603 - our own commands, no shell
@@ -209,7 +213,9 @@ class Cluster:
             start_new_session=True,  # a terminal's Ctrl-C reaches us only; we stop the rest
         )
         self.processes[name] = proc
-        threading.Thread(target=self._forward, args=(name, proc), daemon=True).start()
+        forwarder = threading.Thread(target=self._forward, args=(name, proc), daemon=True)
+        self._forwarders[name] = forwarder
+        forwarder.start()
 
     def _forward(self, name: str, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
