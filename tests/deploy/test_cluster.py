@@ -4,6 +4,7 @@ instances die under steady load and no client request fails."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -23,12 +24,17 @@ SIGTERM_AT_S = 3.0
 SIGKILL_AT_S = 5.0
 
 
+LIMIT_PER_S = 20
+
+
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, Path]]:
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Cluster, Path]]:
+    """The cluster; a test may pass extra BFF_* settings through `indirect` parametrisation."""
     require_tool("nginx")
     require_tool("redis-server")
+    extra: dict[str, str] = getattr(request, "param", {})
     log = tmp_path / "cluster.log"
-    with log.open("w") as sink, running(Ports.free(), sink) as started:
+    with log.open("w") as sink, running(Ports.free(), sink, {**os.environ, **extra}) as started:
         yield started, log
 
 
@@ -86,3 +92,42 @@ class TestFailover:
         assert c.processes["bff-1"].wait(timeout=20) == 0
         assert c.processes["bff-2"].wait(timeout=5) == -signal.SIGKILL
         assert c.processes["bff-3"].poll() is None
+
+
+class TestSharedRateLimit:
+    """One client's limit holds across all instances: they count in the same Redis."""
+
+    @pytest.mark.parametrize(
+        "cluster",
+        [{"BFF_RATE_LIMIT_RATE": str(LIMIT_PER_S), "BFF_RATE_LIMIT_BURST": str(LIMIT_PER_S)}],
+        indirect=True,
+    )
+    async def test_a_limit_of_n_per_second_holds_across_three_instances(
+        self, cluster: tuple[Cluster, Path]
+    ) -> None:
+        c, log = cluster
+        seconds, rate = 5, 3 * LIMIT_PER_S  # three times the limit: each instance sees ~N/s
+        # The client's address as nginx passes it on (X-Forwarded-For, trusted from loopback).
+        client = {"X-Forwarded-For": "203.0.113.7"}
+        statuses: list[int] = []
+
+        async def one(session: aiohttp.ClientSession, i: int) -> None:
+            async with session.get(f"{c.url}/product-details/P{i}", headers=client) as resp:
+                statuses.append(resp.status)
+
+        async with aiohttp.ClientSession() as session:
+            start = time.monotonic()
+            tasks = []
+            for i in range(seconds * rate):
+                await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+                tasks.append(asyncio.create_task(one(session, i)))
+            await asyncio.gather(*tasks)
+            # Another client is not held back by the first one's limit.
+            other = {"X-Forwarded-For": "203.0.113.8"}
+            async with session.get(f"{c.url}/product-details/P1", headers=other) as resp:
+                assert resp.status == 200
+        allowed = statuses.count(200)
+        print(f"rate limit: {len(statuses)} sent in {seconds} s, {allowed} allowed")
+        assert set(statuses) <= {200, 429}, log.read_text()[-4000:]
+        # A moving window of N per second over `seconds`: N per second, within 10 %.
+        assert abs(allowed - LIMIT_PER_S * seconds) <= 0.1 * LIMIT_PER_S * seconds
