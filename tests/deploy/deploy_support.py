@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -23,10 +23,14 @@ def require_tool(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
     if found:
         return found
-    message = f"{name} is not installed"
+    unavailable(f"{name} is not installed")
+
+
+def unavailable(why: str) -> NoReturn:
+    """Skip here; fail in CI, which must run every check."""
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"{message}, and CI must run this check (install it in .ci/run)")
-    pytest.skip(f"{message} here (CI installs it: see .ci/run)")
+        pytest.fail(f"{why}, and CI must run this check (install it in .ci/run)")
+    pytest.skip(f"{why} (CI installs it: see .ci/run)")
 
 
 def load_yaml(path: Path) -> Any:

@@ -3,12 +3,13 @@ and consistent with what the BFF does (ports, drain timings, writable paths, set
 
 from __future__ import annotations
 
+import json
 import subprocess
 from typing import Any
 
 import kubernetes_validate
 import pytest
-from deploy_support import DEPLOY, load_all_yaml, require_tool
+from deploy_support import DEPLOY, load_all_yaml, require_tool, unavailable
 
 from bff.settings import Settings
 
@@ -19,8 +20,28 @@ VERSIONS = ("1.28.0", kubernetes_validate.latest_version())
 SUPERVISOR_MARGIN_S = 5
 
 
-def render(target: str) -> list[dict[str, Any]]:
+def kustomize_capable_kubectl() -> str:
+    """kubectl with kustomize v4+ (kubectl 1.21+): older ones (Debian bookworm's
+    kubernetes-client is 1.20, with kustomize v2) cannot read these kustomizations."""
     kubectl = require_tool("kubectl")
+    out = subprocess.run(
+        [kubectl, "version", "--client", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    try:
+        minor = int(json.loads(out.stdout)["clientVersion"]["minor"].rstrip("+"))
+    except (ValueError, KeyError):
+        minor = 0
+    if minor < 21:
+        unavailable(f"{kubectl} is older than 1.21 (its kustomize cannot read deploy/k8s)")
+    return kubectl
+
+
+def render(target: str) -> list[dict[str, Any]]:
+    kubectl = kustomize_capable_kubectl()
     out = subprocess.run(
         [kubectl, "kustomize", str(K8S / target)],
         check=True,
