@@ -21,9 +21,9 @@ DEPLOY = ROOT / "deploy"
 
 def require_tool(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
-    if found:
-        return found
-    unavailable(f"{name} is not installed")
+    if not found:
+        unavailable(f"{name} is not installed")
+    return found
 
 
 def unavailable(why: str) -> NoReturn:
