@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from bff.settings.parse import port as parse_port
+
 NGINX_DIR = Path(__file__).resolve().parent / "nginx"
 ROOT = NGINX_DIR.parents[1]
 START_TIMEOUT_S = 30.0
@@ -270,8 +272,14 @@ def running(ports: Ports, sink: TextIO, env: dict[str, str] | None = None) -> It
 
 
 def main() -> int:
-    port = int(os.environ.get("BFF_CLUSTER_PORT", "8000"))
-    ports = Ports(cluster=port)
+    try:
+        cluster_port = parse_port(os.environ.get("BFF_CLUSTER_PORT", "8000"))
+        if cluster_port == 0:
+            raise ValueError("must be a port number 1-65535")
+    except ValueError as exc:
+        print(f"make cluster: BFF_CLUSTER_PORT: {exc}", file=sys.stderr)
+        return 2
+    ports = Ports(cluster=cluster_port)
     env = dict(os.environ)
     if sys.stdout.isatty():  # a person reads this terminal: the BFF's readable log lines
         env.setdefault("BFF_LOG_FORMAT", "console")
@@ -286,15 +294,23 @@ def main() -> int:
                 f"redis {ports.redis}); Ctrl-C stops it",
                 flush=True,
             )
-            while not stop.is_set():
-                dead = [n for n, p in cluster.processes.items() if p.poll() is not None]
-                if dead:
-                    print(f"{', '.join(dead)} exited: stopping the cluster", file=sys.stderr)
-                    return 1
-                stop.wait(0.5)
+            return _watch(cluster, stop)
     except ClusterError as exc:
         print(f"make cluster: {exc}", file=sys.stderr)
         return 2
+
+
+def _watch(cluster: Cluster, stop: threading.Event) -> int:
+    """Until Ctrl-C. An instance that dies is reported and the others keep serving (killing
+    one is how to watch a failover); without nginx there is no cluster left to serve."""
+    gone: set[str] = set()
+    while not stop.wait(0.5):
+        for name, proc in cluster.processes.items():
+            if proc.poll() is not None and name not in gone:
+                gone.add(name)
+                print(f"{name} exited with status {proc.returncode}", file=sys.stderr, flush=True)
+        if "nginx" in gone:
+            return 1
     return 0
 
 
