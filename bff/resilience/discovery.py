@@ -27,8 +27,9 @@ import contextlib
 import ipaddress
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
+import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
@@ -47,6 +48,31 @@ def is_address(host: str | None) -> bool:
     except ValueError:
         return False
     return True
+
+
+@contextlib.asynccontextmanager
+async def discovering(
+    services: Sequence[tuple[str, Sequence[URL], InstancePool]],
+    refresh_s: float,
+    resolver: AbstractResolver | None = None,
+) -> AsyncIterator[tuple[ServiceDiscovery, ...]]:
+    """Discovery for each (name, urls, pool) while the block runs: one first resolution before
+    it starts (so the first requests are already balanced), then a refresh every `refresh_s`.
+    Without a `resolver`, aiohttp's default one is made here and closed afterwards."""
+    own = resolver is None
+    active = resolver if resolver is not None else aiohttp.DefaultResolver()
+    found = tuple(ServiceDiscovery(n, urls, pool, active, refresh_s) for n, urls, pool in services)
+    try:
+        for discovery in found:
+            if discovery.enabled:
+                await discovery.refresh()
+                discovery.start()
+        yield found
+    finally:
+        for discovery in found:
+            await discovery.stop()
+        if own:
+            await active.close()
 
 
 class ServiceDiscovery:

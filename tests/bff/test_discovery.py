@@ -15,7 +15,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from bff.resilience.discovery import ServiceDiscovery
+from bff.resilience.discovery import ServiceDiscovery, discovering
 from bff.resilience.pool import InstancePool
 from bff.settings import OutlierSettings
 
@@ -164,6 +164,36 @@ class TestRefresh:
         assert not d.enabled
         d.start()
         assert d._task is None
+
+
+class TestDiscovering:
+    """The app's entry point: every service discovered for the lifetime of a block."""
+
+    async def test_resolves_first_then_refreshes_then_stops(self) -> None:
+        dns = FakeDns({"svc": ["10.0.0.1", "10.0.0.2"]})
+        named = InstancePool((URL("http://svc:80"),), OutlierSettings())
+        static = InstancePool((URL("http://127.0.0.1:80"),), OutlierSettings())
+        services = [("reviews", (URL("http://svc:80"),), named)]
+        services.append(("product", (URL("http://127.0.0.1:80"),), static))
+        async with discovering(services, refresh_s=0.02, resolver=dns) as found:
+            # Resolved before the block's first line: the first requests are balanced.
+            assert len(named.instances) == 2
+            assert [d.enabled for d in found] == [True, False]
+            dns.table["svc"] = ["10.0.0.3"]
+            async with asyncio.timeout(5):
+                while len(named.instances) != 1:  # noqa: ASYNC110 - polling the pool is the point
+                    await asyncio.sleep(0.01)
+        asked = dns.asked["svc"]
+        await asyncio.sleep(0.1)
+        assert dns.asked["svc"] == asked
+        assert [str(i.base_url) for i in static.instances] == ["http://127.0.0.1"]
+
+    async def test_the_default_resolver_resolves_localhost(self) -> None:
+        """aiohttp's own resolver (getaddrinfo): `localhost` is one IPv4 instance."""
+        pool = InstancePool((URL("http://localhost:8082"),), OutlierSettings())
+        async with discovering([("reviews", (URL("http://localhost:8082"),), pool)], 10.0):
+            assert [str(i.base_url) for i in pool.instances] == ["http://127.0.0.1:8082"]
+            assert pool.instances[0].host_header == "localhost:8082"
 
 
 class TestOnTheWire:
