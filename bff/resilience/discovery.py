@@ -108,7 +108,11 @@ class ServiceDiscovery:
             found = await self._resolve(url)
             if found:
                 self._known[url] = found
-        fresh = [i for url in self._urls for i in self._known[url]]
+        # Two names for one address are one instance (the first name wins the Host header).
+        unique: dict[URL, Instance] = {}
+        for instance in (i for url in self._urls for i in self._known[url]):
+            unique.setdefault(instance.base_url, instance)
+        fresh = list(unique.values())
         before = {i.key for i in self._pool.instances}
         after = {i.key for i in fresh}
         if before == after:

@@ -89,6 +89,12 @@ class TestResolution:
             "http://[fd00::2]:9000",
         ]
 
+    async def test_two_names_for_one_address_are_one_instance(self) -> None:
+        dns = FakeDns({"a.svc": ["10.0.0.1", "10.0.0.2"], "b.svc": ["10.0.0.2"]})
+        d = discovery(dns, "http://a.svc:80", "http://b.svc:80")
+        await d.refresh()
+        assert urls_of(d) == ["http://10.0.0.1", "http://10.0.0.2"]
+
     async def test_a_name_that_never_resolved_stays_as_configured(self) -> None:
         """aiohttp then resolves it per connection: no worse than without discovery."""
         d = discovery(FakeDns({}), "http://later.svc:8082")
