@@ -4,8 +4,10 @@ instances die under steady load and no client request fails."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +16,7 @@ import aiohttp
 import pytest
 from deploy_support import require_tool
 
-from deploy.cluster import Cluster, Ports, running
-
-pytestmark = pytest.mark.slow
+from deploy.cluster import Cluster, ClusterError, Ports, running
 
 RATE_PER_S = 50
 DURATION_S = 10.0
@@ -25,6 +25,20 @@ SIGKILL_AT_S = 5.0
 
 
 LIMIT_PER_S = 20
+
+
+class TestStartUp:
+    """A port already taken stops the cluster before it starts anything."""
+
+    def test_a_busy_port_is_named_and_nothing_starts(self, tmp_path: Path) -> None:
+        ports = Ports.free()
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", ports.admin[1]))
+            taken.listen()
+            c = Cluster(ports, tmp_path, io.StringIO(), dict(os.environ))
+            with pytest.raises(ClusterError, match=f"ports already in use: {ports.admin[1]}$"):
+                c.start()
+        assert c.processes == {}
 
 
 @pytest.fixture
@@ -69,6 +83,7 @@ async def steady_load(
     return results
 
 
+@pytest.mark.slow
 class TestFailover:
     """nginx sends a request another replica's way when one is draining or gone."""
 
@@ -94,6 +109,7 @@ class TestFailover:
         assert c.processes["bff-3"].poll() is None
 
 
+@pytest.mark.slow
 class TestSharedRateLimit:
     """One client's limit holds across all instances: they count in the same Redis."""
 
