@@ -159,20 +159,24 @@ class Cluster:
         mocks = [sys.executable, "-m", "mock_services", "--product-port", str(p.mocks[0])]
         ports = ["--reviews-port", str(p.mocks[1]), "--inventory-port", str(p.mocks[2])]
         self._spawn("mocks", [*mocks, *ports])
-        self._wait_listening([p.redis, *p.mocks])
+        self.wait_listening([p.redis, *p.mocks])
         for i in range(len(p.bff)):
             self.start_bff(i)
-        self._wait_listening(list(p.bff))
+        self.wait_listening(list(p.bff))
         prefix = self.workdir / "nginx"
         prefix.mkdir(exist_ok=True)
         conf = prefix / "nginx.conf"
         conf.write_text(nginx_conf(p, prefix))
         self._spawn("nginx", [_binary("nginx"), "-p", str(prefix), "-c", str(conf), "-e", "stderr"])
-        self._wait_listening([p.cluster])
+        self.wait_listening([p.cluster])
 
     def start_bff(self, index: int) -> None:
-        """Start (or restart) instance `index`."""
         self._spawn(f"bff-{index + 1}", [sys.executable, "-m", "bff"], self.bff_env(index))
+
+    def restart_bff(self, index: int) -> None:
+        """Start instance `index` again once it has exited, and wait until it listens."""
+        self.start_bff(index)
+        self.wait_listening([self.ports.bff[index]], watch=[f"bff-{index + 1}"])
 
     def stop(self) -> None:
         """nginx first, then every BFF (they drain), then what they depend on."""
@@ -205,6 +209,8 @@ class Cluster:
             proc.stdout.close()
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
+        if name in self.processes:
+            self._reap(name)  # the earlier one, with its output pipe
         proc = subprocess.Popen(  # noqa: S603 - our own commands, no shell
             cmd,
             cwd=ROOT,
@@ -229,11 +235,13 @@ class Cluster:
             self._sink.write(f"{name:<6} | {line}\n")
             self._sink.flush()
 
-    def _wait_listening(self, ports: list[int]) -> None:
+    def wait_listening(self, ports: list[int], watch: list[str] | None = None) -> None:
+        """Until every port accepts; one of the `watch`ed processes (all) exiting is an error."""
         deadline = time.monotonic() + START_TIMEOUT_S
+        watched = {n: p for n, p in self.processes.items() if watch is None or n in watch}
         for port in ports:
             while not _listening(port):
-                dead = [n for n, p in self.processes.items() if p.poll() is not None]
+                dead = [n for n, p in watched.items() if p.poll() is not None]
                 if dead:
                     raise ClusterError(f"{', '.join(dead)} exited during start-up")
                 if time.monotonic() > deadline:

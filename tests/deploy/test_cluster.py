@@ -107,6 +107,13 @@ class TestFailover:
         assert c.processes["bff-1"].wait(timeout=20) == 0
         assert c.processes["bff-2"].wait(timeout=5) == -signal.SIGKILL
         assert c.processes["bff-3"].poll() is None
+        # A killed instance can be started again, and serves.
+        c.restart_bff(1)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{c.ports.bff[1]}/product-details/P1") as resp,
+        ):
+            assert resp.status == 200
 
 
 @pytest.mark.slow
