@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 from deploy_support import require_tool
 
-from deploy.cluster import Cluster, ClusterError, Ports, running
+from deploy.cluster import Cluster, ClusterError, running
+from deploy.topology import Ports
 
 RATE_PER_S = 50
 DURATION_S = 10.0

@@ -24,7 +24,7 @@ from deploy_support import DEPLOY, ROOT, load_yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bff.settings import Settings
-from deploy.cluster import Ports
+from deploy.topology import Ports
 
 pytestmark = pytest.mark.slow
 

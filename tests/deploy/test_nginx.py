@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from deploy_support import DEPLOY, require_tool
 
-from deploy.cluster import Ports, nginx_conf
+from deploy.topology import Ports, nginx_conf
 
 NGINX = DEPLOY / "nginx"
 
