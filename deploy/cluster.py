@@ -16,6 +16,7 @@ Tests use `Cluster` with free ports (`Ports.free()`) and their own log sink.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -208,7 +209,13 @@ def running(ports: Ports, sink: TextIO, env: dict[str, str] | None = None) -> It
             cluster.stop()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m deploy.cluster",
+        description="Three BFF instances behind nginx sharing one redis-server, plus the mock "
+        "services, on loopback (what `make cluster` runs). nginx listens on BFF_CLUSTER_PORT "
+        "(default 8000); every other BFF_* variable reaches the instances. Ctrl-C stops all.",
+    ).parse_args(argv)
     try:
         cluster_port = parse_port(os.environ.get("BFF_CLUSTER_PORT", "8000"))
         if cluster_port == 0:
