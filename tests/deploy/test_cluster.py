@@ -8,13 +8,15 @@ import io
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from deploy_support import require_tool
+from deploy_support import ROOT, require_tool
 
 from deploy.cluster import Cluster, ClusterError, running
 from deploy.topology import Ports
@@ -40,6 +42,21 @@ class TestStartUp:
             with pytest.raises(ClusterError, match=f"ports already in use: {ports.admin[1]}$"):
                 c.start()
         assert c.processes == {}
+
+    def test_an_invalid_cluster_port_exits_2_with_one_line(self) -> None:
+        env = {**os.environ, "BFF_CLUSTER_PORT": "eighty"}
+        result = subprocess.run(
+            [sys.executable, "-m", "deploy.cluster"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert result.stderr.startswith("make cluster: BFF_CLUSTER_PORT:")
+        assert result.stderr.count("\n") == 1
 
 
 @pytest.fixture
