@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: bench-resilience install run run-mocks run-bff test lint format typecheck check clean bench
+.PHONY: bench-resilience cluster install run run-mocks run-bff test lint format typecheck check clean bench
 
 install: $(STAMP)
 
@@ -64,3 +64,15 @@ clean:
 # Resilience figures with the default policy (completeness, call amplification, breaker timing).
 bench-resilience: install
 	$(BIN)/python -m bench.resilience
+
+# Three BFF instances behind nginx sharing one redis-server, plus the mocks, on loopback
+# (deploy/cluster.py); nginx listens on BFF_CLUSTER_PORT (8000). Ctrl-C stops every process.
+cluster: install
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="redis-server"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
+		$(SUDO) apt-get install -y $$missing || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing); \
+	fi
+	$(BIN)/python -m deploy.cluster
