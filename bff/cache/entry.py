@@ -25,8 +25,8 @@ __all__ = [
 ]
 
 WIRE_VERSION = 1
-# Bookkeeping per record in the memory tier (the object, its key, the LRU's links), measured
-# with tracemalloc on 10 000 entries: ~330 bytes besides the body.
+# Bookkeeping per record in the memory tier (the objects, the key, the LRU's links): tracemalloc
+# measured ~600 bytes per stored part besides its body, an entry and its shape (two records).
 RECORD_OVERHEAD = 400
 
 
@@ -44,11 +44,15 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """What the last stored response for a (service, id) said about its siblings: the request
-    headers it varies on, and whether one copy serves every identity."""
+    """What the last response for a (service, id) said about its siblings: the request
+    headers it varies on, and whether one copy serves every identity. `uncacheable_until`
+    (epoch seconds, 0 when not): the last response could not be stored; until then a
+    lookup is a miss without asking Redis (a `no-store` service would otherwise cost a
+    Redis round trip on every request)."""
 
     vary: tuple[str, ...]
     shared: bool
+    uncacheable_until: float = 0.0
 
     @property
     def size(self) -> int:
@@ -71,6 +75,7 @@ class _ShapeWire(msgspec.Struct, array_like=True, frozen=True):
     version: int
     vary: tuple[str, ...]
     shared: bool
+    uncacheable_until: float
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -80,7 +85,9 @@ _shape_decoder = msgspec.msgpack.Decoder(_ShapeWire)
 
 def encode(record: Entry | Shape) -> bytes:
     if isinstance(record, Shape):
-        return _encoder.encode(_ShapeWire(WIRE_VERSION, record.vary, record.shared))
+        return _encoder.encode(
+            _ShapeWire(WIRE_VERSION, record.vary, record.shared, record.uncacheable_until)
+        )
     m = record.meta
     return _encoder.encode(
         _EntryWire(
@@ -114,4 +121,6 @@ def decode_shape(raw: bytes) -> Shape | None:
         w = _shape_decoder.decode(raw)
     except Exception:  # see decode_entry
         return None
-    return Shape(w.vary, w.shared) if w.version == WIRE_VERSION else None
+    if w.version != WIRE_VERSION:
+        return None
+    return Shape(w.vary, w.shared, w.uncacheable_until)

@@ -17,6 +17,10 @@ functions, which is all this module knows of it:
   `If-None-Match: etag` when `etag` is not None; returns a `Fetched` (200 or 304; a 304 only
   when an etag was sent) or raises a `DownstreamError`;
 - `decode(body)`: the typed value, or raises `BadResponse`.
+
+A stale-while-revalidate refresh runs after the request that started it may have finished:
+pass `refresh`, a `call` bound to a budget of its own, when `call` is tied to the request's
+deadline.
 """
 
 from __future__ import annotations
@@ -82,9 +86,11 @@ async def serve(
     decode: Callable[[bytes], T],
     *,
     timeout_s: float | None = None,
+    refresh: Callable[[str | None], Awaitable[Fetched]] | None = None,
 ) -> Served[T]:
     """The part's value under the cache's rules. `timeout_s`: how long this caller waits for
-    a live call (a coalesced call goes on for the others); past it, stale-if-error applies."""
+    a live call (a coalesced call goes on for the others); past it, stale-if-error applies.
+    `refresh`: the call a background refresh makes (default: `call`)."""
     lookup = await cache.lookup(req)
     if lookup.verdict in (Verdict.FRESH, Verdict.STALE) and lookup.entry is not None:
         try:
@@ -94,8 +100,9 @@ async def serve(
             lookup = Lookup(Verdict.MISS, lookup.key)
         else:
             if lookup.verdict is Verdict.STALE:
+                again = refresh or call
                 cache.refresh_in_background(
-                    lookup, lambda: _fetch(cache, req, lookup, call, decode)
+                    lookup, lambda: _fetch(cache, req, lookup, again, decode)
                 )
             return Served(value, Source.CACHE, lookup.entry)
 

@@ -39,6 +39,9 @@ from bff.settings.cache import CacheSettings
 __all__ = ["PartCache"]
 
 T = TypeVar("T")
+# How long a response that could not be stored keeps its key from asking Redis: short, so a
+# service that starts sending caching headers is cached again within seconds.
+UNCACHEABLE_S = 5.0
 
 
 class PartCache:
@@ -70,7 +73,7 @@ class PartCache:
             shape = await self._remote(where, decode_shape)
             if shape is not None:
                 self._memory.put(where, shape)
-        if shape is None:
+        if shape is None or shape.uncacheable_until > now:
             return self._counted(
                 req, Lookup(Verdict.MISS, cold_key(req.base, req.headers, req.identity))
             )
@@ -110,6 +113,7 @@ class PartCache:
         )
         if meta is None:
             self.drop(lookup)
+            self._remember_uncacheable(req, now)
             return None
         return self._keep(req, Entry(body, meta), now)
 
@@ -234,6 +238,13 @@ class PartCache:
             self._redis.put_later(key, encode(entry), ttl)
             self._redis.put_later(shape_key(req.base), encode(shape), ttl)
         return entry
+
+    def _remember_uncacheable(self, req: PartRequest, now: float) -> None:
+        shape = Shape((), False, now + UNCACHEABLE_S)
+        where = shape_key(req.base)
+        self._memory.put(where, shape)
+        if self._redis is not None:
+            self._redis.put_later(where, encode(shape), UNCACHEABLE_S)
 
     async def _remote(self, key: str, decode: Callable[[bytes], T | None]) -> T | None:
         assert self._redis is not None

@@ -123,6 +123,28 @@ class TestFreshAndRevalidated:
         assert await part.requests() == 2
         assert (await part.serve(cache)).fresh_for(clock.now) > 50
 
+    async def test_background_refresh_uses_its_own_call(
+        self, cache: PartCache, part: Part, clock: Clock
+    ) -> None:
+        await part.serve(cache)
+        clock.advance(70)
+        refreshed: list[str | None] = []
+
+        async def refresh(etag: str | None) -> Fetched:
+            refreshed.append(etag)
+            return await part.call("P001", etag)
+
+        req = PartRequest.of("product", "P001", {})
+
+        async def request_call(etag: str | None) -> Fetched:
+            raise AssertionError("the request's own call is not used for the refresh")
+
+        served = await serve(cache, req, request_call, part.decode, refresh=refresh)
+        assert served.source is Source.CACHE
+        await asyncio.sleep(0.05)
+        assert len(refreshed) == 1
+        assert refreshed[0] is not None  # conditional: the copy has an ETag
+
 
 class TestStaleIfError:
     """A failed call within the copy's stale-if-error window is answered with the copy."""

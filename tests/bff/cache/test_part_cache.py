@@ -409,6 +409,36 @@ class TestRedisTier:
         assert (await second.lookup(req(**BOB))).verdict is Verdict.MISS
         assert (await second.lookup(req(**ALICE))).verdict is Verdict.FRESH
 
+    async def test_uncacheable_key_skips_redis_for_a_while(
+        self, two_instances: tuple[PartCache, PartCache], clock: Clock
+    ) -> None:
+        first, second = two_instances
+        assert first._redis is not None
+        assert second._redis is not None
+        r = req()
+        store(first, r, await first.lookup(r), Cache_Control="no-store")
+        await first._redis.flush()
+        gets = 0
+        real_get = second._redis.get
+
+        async def counting_get(key: str) -> bytes | None:
+            nonlocal gets
+            gets += 1
+            return await real_get(key)
+
+        second._redis.get = counting_get  # type: ignore[method-assign]
+        assert (await second.lookup(req())).verdict is Verdict.MISS
+        assert gets == 1  # learned from Redis that the key is uncacheable
+        for _ in range(3):
+            assert (await second.lookup(req())).verdict is Verdict.MISS
+        assert gets == 1
+        clock.advance(6)
+        await second.lookup(req())
+        assert gets > 1  # asks again once the pause is over
+        # And a cacheable answer is served again at once.
+        store(second, r, await second.lookup(r), Cache_Control=PRODUCT_CC)
+        assert (await second.lookup(req())).verdict is Verdict.FRESH
+
     async def test_redis_killed(
         self, two_instances: tuple[PartCache, PartCache], redis_server: RedisServer
     ) -> None:
