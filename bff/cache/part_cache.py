@@ -19,20 +19,18 @@ no coalescing), so the same client code runs either way.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
-
-from multidict import CIMultiDict
 
 from bff.cache.coalesce import SingleFlight
 from bff.cache.entry import Entry, Shape, decode_entry, decode_shape, encode
 from bff.cache.keys import cold_key, shape_key, variant_key
 from bff.cache.memory import MemoryTier
 from bff.cache.outcomes import Lookup, PartRequest, StaleCopy, Verdict
-from bff.cache.policy import freshness, strong_etag
+from bff.cache.policy import freshness
 from bff.cache.redis_tier import RedisTier
+from bff.cache.renewal import NOT_OURS, renewed
 from bff.observability import metrics
 from bff.settings.cache import CacheSettings
 
@@ -123,34 +121,22 @@ class PartCache:
         """The copy a 304 confirmed, with its freshness renewed; None when the 304 is not
         about our copy (another strong ETag): then the caller asks again unconditionally.
 
-        The 304's own Cache-Control, when it has one, decides the new freshness (RFC 9111
-        §4.3.4); without one the copy keeps its old lifetimes, counted from now."""
+        The rules are `bff.cache.renewal`'s. A copy the 304 confirms but that may no longer
+        be kept is returned (it answers this request) and forgotten."""
         old = lookup.entry
         if old is None or not self.enabled:
             return None
-        etag = strong_etag(headers.get("ETag"))
-        if etag is not None and etag != old.meta.etag:
+        now = self._clock()
+        meta = renewed(
+            old.meta,
+            headers,
+            now=now,
+            identified=req.identified,
+            max_ttl_s=self.settings.max_ttl_s,
+        )
+        if meta is NOT_OURS:
             self.drop(lookup)
             return None
-        now = self._clock()
-        if headers.get("Cache-Control") is not None:
-            merged = CIMultiDict(headers)
-            merged.setdefault("ETag", old.meta.etag or "")
-            if old.meta.vary:
-                merged.setdefault("Vary", ", ".join(old.meta.vary))
-            meta = freshness(
-                merged, now=now, identified=req.identified, max_ttl_s=self.settings.max_ttl_s
-            )
-        else:
-            shift = now - old.meta.dated_at
-            m = old.meta
-            meta = dataclasses.replace(
-                m,
-                dated_at=now,
-                fresh_until=m.fresh_until + shift,
-                swr_until=m.swr_until + shift,
-                sie_until=m.sie_until + shift,
-            )
         self._count(req, "revalidated")
         if meta is None:
             self.drop(lookup)

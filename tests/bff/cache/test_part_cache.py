@@ -135,6 +135,17 @@ class TestFreshness:
         assert cache.revalidated(r, await cache.lookup(r), headers(ETag='"e2"')) is None
         assert (await cache.lookup(r)).verdict is Verdict.MISS
 
+    async def test_304_saying_no_store_answers_once_then_forgets(
+        self, cache: PartCache, clock: Clock
+    ) -> None:
+        r = req()
+        store(cache, r, await cache.lookup(r), b"body", Cache_Control="max-age=10", ETag='"e1"')
+        clock.advance(11)
+        confirmed = cache.revalidated(r, await cache.lookup(r), headers(Cache_Control="no-store"))
+        assert confirmed is not None
+        assert confirmed.body == b"body"
+        assert (await cache.lookup(r)).verdict is Verdict.MISS
+
     async def test_no_store_forgets_the_old_copy(self, cache: PartCache, clock: Clock) -> None:
         r = req()
         store(cache, r, await cache.lookup(r), Cache_Control=PRODUCT_CC)
