@@ -12,8 +12,8 @@ answer may be cached as comes from the handler through `request[ANSWER_FRESHNESS
     no AnswerFreshness                 the handler's own Cache-Control, if any
 
 `Vary: Accept-Encoding, Accept-Language, Authorization` goes on every answer (merged with
-what is there, e.g. CORS's `Origin`). A 200 that may be stored gets a strong ETag of the
-bytes sent; a GET or HEAD whose `If-None-Match` matches it is answered 304 with the same
+what is there, e.g. CORS's `Origin`). A 200 to a GET or HEAD that may be stored gets a strong
+ETag of the bytes sent; an `If-None-Match` that matches it is answered 304 with the same
 headers and no body, before any compression work. Bodies of `min_bytes` or more are
 compressed with the coding `Accept-Encoding` prefers.
 """
@@ -32,6 +32,7 @@ __all__ = ["ANSWER_FRESHNESS", "VARY", "AnswerFreshness", "answer_middleware", "
 
 VARY = ("Accept-Encoding", "Accept-Language", "Authorization")
 NO_STORE = "no-store"
+_VALIDATED_METHODS = frozenset({"GET", "HEAD"})  # a CORS preflight's 200 is not a representation
 # Headers that describe the body: a 304 carries none of them (RFC 9110 §15.4.5).
 _BODY_HEADERS = (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH, hdrs.CONTENT_ENCODING)
 
@@ -76,12 +77,13 @@ def finish_answer(
     if not isinstance(body, bytes) or hdrs.CONTENT_ENCODING in headers:
         return response
     coding = choose(request.headers.get(hdrs.ACCEPT_ENCODING)) if len(body) >= min_bytes else ""
-    storable = response.status == 200 and headers.get(hdrs.CACHE_CONTROL) != NO_STORE
-    if storable:
+    if (
+        request.method in _VALIDATED_METHODS
+        and response.status == 200
+        and headers.get(hdrs.CACHE_CONTROL) != NO_STORE
+    ):
         headers[hdrs.ETAG] = etag = etag_of(body, coding or "identity")
-        if request.method in ("GET", "HEAD") and none_match(
-            request.headers.get(hdrs.IF_NONE_MATCH), etag
-        ):
+        if none_match(request.headers.get(hdrs.IF_NONE_MATCH), etag):
             return _not_modified(response)
     if coding and coding != "identity":
         response.body = compress(body, coding)

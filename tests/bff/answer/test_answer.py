@@ -49,6 +49,7 @@ async def client(aiohttp_client: AiohttpClient) -> Client:
     app = web.Application(middlewares=[answer_middleware(MIN_BYTES)])
     app.router.add_get("/complete", handler(BIG, COMPLETE))
     app.router.add_get("/small", handler(SMALL, COMPLETE))
+    app.router.add_route("OPTIONS", "/small", handler(b"", None))
     app.router.add_get("/shareable", handler(SMALL, SHAREABLE))
     app.router.add_get("/degraded", handler(BIG, DEGRADED))
     app.router.add_get("/problem", handler(BIG, None, status=502))
@@ -112,6 +113,11 @@ class TestConditional:
             async with client.get(path, headers={"If-None-Match": "*"}) as resp:
                 assert "ETag" not in resp.headers
                 assert resp.status != 304
+
+    async def test_only_get_and_head_are_validated(self, client: Client) -> None:
+        async with client.options("/small", headers={"If-None-Match": "*"}) as resp:
+            assert "ETag" not in resp.headers
+            assert resp.status != 304
 
     async def test_each_coding_has_its_own_tag(self, client: Client) -> None:
         tags = set()
