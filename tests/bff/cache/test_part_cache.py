@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from cache_support import Clock, RedisServer, headers
+from cache_support import Clock, RedisServer, free_port, headers
 from prometheus_client import REGISTRY
 
-from bff.cache import Lookup, PartCache, PartRequest, Verdict
+from bff.cache import Lookup, PartCache, PartRequest, Verdict, open_part_cache
 from bff.cache.entry import Entry
 from bff.cache.redis_tier import RedisTier
 from bff.settings.cache import CacheSettings
@@ -460,3 +460,22 @@ class TestRedisTier:
         assert (await first.lookup(req())).verdict is Verdict.FRESH  # memory still serves
         for _ in range(5):
             assert (await second.lookup(req())).verdict is Verdict.MISS
+
+
+class TestOpen:
+    """`open_part_cache` builds the Redis tier from the settings and counts its errors."""
+
+    async def test_dead_redis_is_counted_and_a_miss(self) -> None:
+        cache = open_part_cache(CacheSettings(redis_url=f"redis://127.0.0.1:{free_port()}"))
+        before = REGISTRY.get_sample_value("bff_cache_redis_errors_total", {"op": "get"}) or 0
+        try:
+            assert (await cache.lookup(req())).verdict is Verdict.MISS
+        finally:
+            await cache.close()
+        after = REGISTRY.get_sample_value("bff_cache_redis_errors_total", {"op": "get"})
+        assert after == before + 1
+
+    async def test_off_opens_no_redis(self) -> None:
+        cache = open_part_cache(CacheSettings(enabled=False, redis_url="redis://127.0.0.1:1"))
+        assert cache._redis is None
+        await cache.close()

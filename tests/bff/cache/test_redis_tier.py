@@ -69,6 +69,24 @@ class TestSharedValues:
         await tier.flush()
         assert await tier.get("k") is None
 
+    async def test_a_lookup_cut_short_never_leaks_into_the_next(self, tier: RedisTier) -> None:
+        """A lookup cancelled mid-flight (the request's deadline) leaves no reply behind on
+        the pooled connection for the next lookup to read as its own."""
+        for i in range(20):
+            tier.put_later(f"k{i}", f"v{i}".encode() * 2000, ttl_s=30)
+        await tier.flush()
+        cut = 0
+        for n in range(200):
+            i = n % 20
+            if n % 2 == 0:
+                try:
+                    await asyncio.wait_for(tier.get(f"k{i}"), 0.00002)
+                except TimeoutError:
+                    cut += 1
+            else:
+                assert await tier.get(f"k{i}") == f"v{i}".encode() * 2000
+        assert cut > 0
+
 
 class TestFailures:
     """A dead, killed or garbage-speaking Redis is a miss within the timeout, then skipped."""
