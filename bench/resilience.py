@@ -112,13 +112,13 @@ async def main() -> None:
             ("50% transient 503", {}, {"error_rate": 0.5, "seed": 1}),
             (
                 "50% transient 503, breaker disabled",
-                {"BFF_REVIEWS_BREAKER_FAIL_MAX": "1000000"},
+                {"BFF_REVIEWS_BREAKER_MIN_CALLS": "1000000"},
                 {"error_rate": 0.5, "seed": 1},
             ),
             ("100% 503", {}, {"error_rate": 1}),
             (
                 "100% 503, breaker disabled",
-                {"BFF_REVIEWS_BREAKER_FAIL_MAX": "1000000"},
+                {"BFF_REVIEWS_BREAKER_MIN_CALLS": "1000000"},
                 {"error_rate": 1},
             ),
         ]
