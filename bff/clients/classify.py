@@ -54,8 +54,11 @@ def classify_answer(
 ) -> Verdict:
     status = answer.status
     if status == 200:
-        with map_exceptions(service):
-            value = endpoint.decode(answer.body, product_id)
+        try:
+            with map_exceptions(service):
+                value = endpoint.decode(answer.body, product_id)
+        except BadResponse as exc:
+            return Verdict("neutral", error=exc)
         return Verdict("success", value)
     if status == 404:
         if endpoint.on_404 is not None:

@@ -86,5 +86,8 @@ def retry_after(value: str | None) -> float | None:
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:  # a library exception whose __str__ breaks must not escape from here
+        text = ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

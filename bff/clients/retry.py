@@ -1,8 +1,9 @@
 """aiohttp-retry, fenced: its loop drives our attempts. No other module imports aiohttp_retry.
 
 aiohttp-retry's request context is a loop around one function per attempt: it calls
-`request_func(method, url, headers=..., trace_request_ctx=...)`; when that returns, the call
-is over; when it raises one of `retry_options.exceptions`, the loop sleeps
+`request_func(method, url, headers=..., trace_request_ctx=...)`. When that returns a response
+(the loop reads its method and status, and retries none: we list no status), the call is over.
+When it raises one of `retry_options.exceptions`, the loop sleeps
 `retry_options.get_timeout(attempt)` and calls it again, up to `retry_options.attempts` times.
 That function is the seam. We hand the loop a closure over one call's attempt, and one
 `_Retrying` object per call (stamina keeps retry state on an object the same way): an attempt
@@ -13,7 +14,7 @@ sleeps.
 
 The request context is private to aiohttp-retry (`RetryClient` builds it around a session's
 `request` method, which would force us to pose as a `ClientSession`);
-tests/bff/test_resilience_parts.py pins the behaviour we rely on, so an upgrade that changes
+tests/bff/test_resilience_client.py pins the behaviour we rely on, so an upgrade that changes
 it fails loudly there.
 """
 

@@ -105,7 +105,8 @@ class TestRetryBudget:
 
 
 class TestCircuitBreaker:
-    """After `min_calls` failures (a 100 % failure rate) no call is made; after the reset time one probe decides."""
+    """After `min_calls` failures in a row (a 100 % failure rate) no call is made; after the
+    reset time one probe decides."""
 
     ENV: ClassVar[dict[str, float]] = {
         "BFF_REVIEWS_BREAKER_MIN_CALLS": 3,
