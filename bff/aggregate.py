@@ -45,7 +45,7 @@ async def product_details(clients: Clients, product_id: str, ctx: CallContext) -
     tasks = (product_task, reviews_task, inventory_task)
     # One waiter for the whole fan-out, woken by the tasks' own done callbacks, and one timer
     # (the safety net). `asyncio.wait(FIRST_COMPLETED)` in a loop did the same with a new
-    # waiter, timer and three callback registrations per completion (issue 5: ~20 us/request).
+    # waiter, timer and three callback registrations per completion (measured: ~20 us per request).
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[None] = loop.create_future()
     left = len(tasks)
