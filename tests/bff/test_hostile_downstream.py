@@ -116,6 +116,8 @@ def expected(kind: str, case: str) -> Any:
 
 
 class TestHostileCorpus:
+    """Every case gets its expected outcome, by the deadline, and never a 500."""
+
     async def test_every_case_keeps_the_contract_by_the_deadline(
         self, make_bff: MakeBff, hostile: HostileServer
     ) -> None:
@@ -154,6 +156,9 @@ class TestHostileCorpus:
 
 
 class TestHealing:
+    """An open breaker lets nothing through, and closes at the first probe after the reset
+    timeout once the service is healthy again."""
+
     async def test_the_breaker_closes_within_reset_timeout_plus_one_probe(
         self, make_bff: MakeBff, hostile: HostileServer
     ) -> None:
