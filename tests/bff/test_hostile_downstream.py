@@ -20,7 +20,7 @@ from hostile_server import CASES, GOOD, HostileServer
 from bff.keys import CLIENTS
 from bff.resilience.breaker import ServiceBreaker
 
-DEADLINE_MS = 300
+DEADLINE_MS = 500  # the default; shorter made the cases flaky on a loaded machine
 SENT_BY_MS = DEADLINE_MS + 20  # Server-Timing's total: the BFF's own clock
 WALL_MARGIN_S = 0.25  # the client's clock on a loaded, shared 2-core machine
 RESET_S = 0.05
