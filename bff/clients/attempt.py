@@ -78,12 +78,13 @@ class Call:
             headers = dict(self.ctx.headers)
             timeout_ms = max(1, int((allotted - c.margin) * 1000))
             headers["X-Request-Timeout-Ms"] = str(timeout_ms)
-            probe.sending(instance, self.endpoint.path(self.product_id), headers, c.breaker.state)
+            path = self.endpoint.path(self.product_id)
+            probe.sending(instance, path, headers, c.breaker.state)
             started = asyncio.get_running_loop().time()
             # A timeout counts against the service only when the attempt had its full time and
             # our own loop was not running late.
             timeouts_count = allotted >= c.attempt_timeout and not c.loop_starved()
-            verdict, answer = await self._send(instance, headers, allotted, timeouts_count)
+            verdict, answer = await self._send(instance, path, headers, allotted, timeouts_count)
             probe.status = answer.status if answer is not None else None
             self._report(verdict, permit, instance, started)
         finally:
@@ -110,7 +111,12 @@ class Call:
             raise
 
     async def _send(
-        self, instance: Instance, headers: dict[str, str], allotted: float, timeouts_count: bool
+        self,
+        instance: Instance,
+        path: str,
+        headers: dict[str, str],
+        allotted: float,
+        timeouts_count: bool,
     ) -> tuple[Verdict, Answer | None]:
         c = self.client
         instance.in_flight += 1
@@ -118,7 +124,7 @@ class Call:
             answer = await send(
                 c.session,
                 instance,
-                self.endpoint.path(self.product_id),
+                path,
                 headers,
                 service=c.name,
                 timeout_s=allotted,

@@ -45,8 +45,7 @@ async def send(
     # A URL object, not a string: aiohttp would parse and re-quote the string on every call
     # (~5 us each). The path needs no quoting: ids are [A-Za-z0-9_-] only.
     url = base.with_path(base.raw_path.rstrip("/") + path, encoded=True)
-    detail = f"no answer in {timeout_s * 1000:.0f} ms"
-    with map_exceptions(service, detail):
+    with map_exceptions(service, timeout_s):
         async with asyncio.timeout(timeout_s):
             async with session.get(url, headers=headers, allow_redirects=False) as resp:
                 if resp.status == 200:

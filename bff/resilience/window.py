@@ -22,7 +22,10 @@ class SlidingCounts:
         self.totals: list[int] = [0] * kinds
 
     def add(self, kind: int) -> None:
-        self.current()[kind + 1] += 1
+        slot = self._slot
+        if slot[0] != int(time.monotonic()):
+            slot = self.current()
+        slot[kind + 1] += 1
         self.totals[kind] += 1
 
     def current(self) -> list[int]:
