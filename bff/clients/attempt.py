@@ -81,10 +81,7 @@ class Call:
             path = self.endpoint.path(self.product_id)
             probe.sending(instance, path, headers, c.breaker.state)
             started = asyncio.get_running_loop().time()
-            # A timeout counts against the service only when the attempt had its full time and
-            # our own loop was not running late.
-            timeouts_count = allotted >= c.attempt_timeout and not c.loop_starved()
-            verdict, answer = await self._send(instance, path, headers, allotted, timeouts_count)
+            verdict, answer = await self._send(instance, path, headers, allotted)
             probe.status = answer.status if answer is not None else None
             self._report(verdict, permit, instance, started)
         finally:
@@ -116,7 +113,6 @@ class Call:
         path: str,
         headers: dict[str, str],
         allotted: float,
-        timeouts_count: bool,
     ) -> tuple[Verdict, Answer | None]:
         c = self.client
         instance.in_flight += 1
@@ -131,13 +127,20 @@ class Call:
                 max_body_bytes=c.settings.max_body_bytes,
             )
         except DownstreamError as exc:
-            return classify_error(exc, timeouts_count=timeouts_count), None
+            return classify_error(exc, timeouts_count=self._timeouts_count(allotted)), None
         finally:
             instance.in_flight -= 1
+        timeouts_count = self._timeouts_count(allotted)
         verdict = classify_answer(
             answer, self.endpoint, self.product_id, c.name, timeouts_count=timeouts_count
         )
         return verdict, answer
+
+    def _timeouts_count(self, allotted: float) -> bool:
+        """A timeout counts against the service only when the attempt had its full time and our
+        own loop is not running late (asked when the attempt ends: lag builds up meanwhile)."""
+        c = self.client
+        return allotted >= c.attempt_timeout and not c.loop_starved()
 
     def _report(self, verdict: Verdict, permit: Permit, instance: Instance, started: float) -> None:
         c = self.client
