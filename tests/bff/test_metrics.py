@@ -70,7 +70,7 @@ class TestSingleWorker:
         self, make_bff: MakeBff, mocks: Mocks
     ) -> None:
         await mocks.faults("reviews", error_rate=1)
-        bff = await make_bff(BFF_DEADLINE_MS=400, BFF_REVIEWS_BREAKER_FAIL_MAX=2)
+        bff = await make_bff(BFF_DEADLINE_MS=400, BFF_REVIEWS_BREAKER_MIN_CALLS=2)
         before = await scrape(bff)
         async with bff.get("/product-details/P001") as resp:
             assert (await resp.json())["degraded"] == {"reviews": "unavailable"}
