@@ -8,6 +8,7 @@
     bff_breaker_state                 gauge      service            0 closed, 1 half-open, 2 open
                                                                     (max over live workers)
     bff_degraded_total                counter    part, reason       answers with that part missing
+    bff_http_parse_errors_total       counter    reason             requests the HTTP parser refused
 
 Several workers: prometheus_client's multiprocess mode. The supervisor points
 PROMETHEUS_MULTIPROC_DIR at a clean directory *before* the workers start (the library picks
@@ -82,12 +83,19 @@ _DEGRADED = Counter(
     "bff_degraded_total", "Answers sent without an optional part, by reason.", ("part", "reason")
 )
 
+_PARSE_ERRORS = Counter(
+    "bff_http_parse_errors_total",
+    "Requests refused with 400 by the HTTP parser, before any handler.",
+    ("reason",),
+)
+
 request_duration = _Children(_REQUEST_DURATION)
 downstream_duration = _Children(_DOWNSTREAM_DURATION)
 attempts = _Children(_ATTEMPTS)
 retries = _Children(_RETRIES)
 breaker_state = _Children(_BREAKER)
 degraded = _Children(_DEGRADED)
+parse_errors = _Children(_PARSE_ERRORS)
 
 
 def set_breaker_state(service: str, state: str) -> None:
