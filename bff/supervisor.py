@@ -1,6 +1,7 @@
 """The supervisor of N workers: reserve both addresses, start, watch, stop (bff.server).
 
-Signals only set a flag; this loop does the rest, so a signal at any moment of start-up
+A signal sets a flag and forwards SIGTERM at once to the workers that exist (each turns its
+/readyz to 503 and drains); the loop does the rest, so a signal at any moment of start-up
 (before the first worker exists, between two spawns, while waiting for them to listen) ends
 the same way: every worker is sent SIGTERM, and the supervisor exits 0 once all are gone. A
 worker killed by that SIGTERM before it could install its own handler (it was still
@@ -12,6 +13,7 @@ that cannot listen exits 2, and so does the supervisor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -56,11 +58,23 @@ def _worker_main(settings: Settings, started: Queue[int], index: int, parent_pid
 class _Stop:
     """What the signal handler sets; read by the loop."""
 
-    __slots__ = ("deadline", "requested")
+    __slots__ = ("deadline", "requested", "signalled", "workers")
 
     def __init__(self) -> None:
         self.requested = False
         self.deadline = float("inf")
+        self.workers: list[BaseProcess] = []
+        self.signalled: set[int] = set()
+
+    def forward(self) -> None:
+        """SIGTERM to every worker alive (from the handler too: a drain starts at once), once
+        each: a second SIGTERM would cut the worker's drain delay short."""
+        for proc in list(self.workers):
+            pid = proc.pid
+            if pid is not None and pid not in self.signalled and proc.exitcode is None:
+                self.signalled.add(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
 
 
 def supervise(settings: Settings) -> int:
@@ -70,7 +84,10 @@ def supervise(settings: Settings) -> int:
     def on_signal(_signum: int, _frame: object) -> None:
         if not stop.requested:
             stop.deadline = time.monotonic() + settings.shutdown_grace_s + 5
+        else:
+            stop.signalled.clear()  # a second signal is passed on: it cuts the drain short
         stop.requested = True
+        stop.forward()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -100,7 +117,7 @@ def _run_workers(settings: Settings, stop: _Stop, port: int, admin_port: int) ->
     )
     spawn = multiprocessing.get_context("spawn")
     started: Queue[int] = spawn.Queue()
-    workers: list[BaseProcess] = []
+    workers = stop.workers
 
     def start(index: int) -> BaseProcess:
         proc = spawn.Process(
@@ -182,9 +199,7 @@ def _stop_all(stop: _Stop, workers: list[BaseProcess]) -> None:
     """SIGTERM to every worker (each drains on its own), SIGKILL past the grace."""
     if stop.deadline == float("inf"):
         stop.deadline = time.monotonic() + 15
-    for proc in workers:
-        if proc.is_alive():
-            proc.terminate()
+    stop.forward()  # again: a worker spawned after the signal has not had it yet
     while any(p.is_alive() for p in workers):
         if time.monotonic() > stop.deadline:
             for proc in workers:

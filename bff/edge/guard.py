@@ -75,7 +75,9 @@ class EdgeGuard:
 
     async def _admit(self, request: web.Request) -> None:
         subject = None
-        if self._auth is not None:
+        # No route (404) or no such method (405): there is nothing to protect, and a token
+        # would not change the answer; such requests still count against the IP's limit.
+        if self._auth is not None and request.match_info.http_exception is None:
             try:
                 subject = await self._auth.subject(request.headers.get("Authorization"))
             except Unauthorized:

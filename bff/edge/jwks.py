@@ -8,7 +8,8 @@ asks the client for the set only in a thread:
 
 - once at start (a failure is logged; tokens get 401 until a fetch succeeds);
 - every `REFRESH_S` in the background (keys the provider has retired stop working);
-- when a token names a `kid` we do not have (rotation), at most once per `COOLDOWN_S`:
+- when a token names a `kid` we do not have (rotation), at most once per `COOLDOWN_S`
+  (counted between such refreshes only, so a rotation right after start is seen at once):
   concurrent requests wait for the same fetch, and a flood of made-up `kid`s costs one
   fetch per cooldown, not one per request.
 """
@@ -32,20 +33,21 @@ FETCH_TIMEOUT_S = 5.0
 
 
 class JwksKeys:
-    __slots__ = ("_algorithm", "_client", "_fetch", "_keys", "_last_fetch", "_url")
+    __slots__ = ("_algorithm", "_client", "_fetch", "_keys", "_last_kid_refresh", "_url")
 
     def __init__(self, url: str, algorithm: str) -> None:
         self._url = url
         self._algorithm = algorithm
         self._client = PyJWKClient(url, cache_jwk_set=False, timeout=FETCH_TIMEOUT_S)
         self._keys: dict[str | None, Any] = {}
-        self._last_fetch = float("-inf")
+        self._last_kid_refresh = float("-inf")
         self._fetch: asyncio.Task[None] | None = None
 
     async def key_for(self, kid: str | None) -> Any:
         """The verification key of `kid`, or None when the provider has no such key."""
         key = self._keys.get(kid)
-        if key is None and time.monotonic() - self._last_fetch >= COOLDOWN_S:
+        if key is None and time.monotonic() - self._last_kid_refresh >= COOLDOWN_S:
+            self._last_kid_refresh = time.monotonic()
             await self.refresh()
             key = self._keys.get(kid)
         return key
@@ -57,7 +59,6 @@ class JwksKeys:
         await asyncio.shield(self._fetch)
 
     async def _fetch_once(self) -> None:
-        self._last_fetch = time.monotonic()
         try:
             jwk_set = await asyncio.to_thread(self._client.get_jwk_set, True)
         except Exception as exc:  # PyJWKClientError, a bad set: keep the keys we have
