@@ -158,14 +158,11 @@ def _await_start(
     waiting = set(range(len(workers)))
     give_up = time.monotonic() + START_TIMEOUT_S
     while waiting:
-        if stop.requested:
+        with contextlib.suppress(queue.Empty):
+            waiting.discard(started.get(timeout=_POLL_S))
+        if stop.requested:  # checked first: the signal may also have ended a worker
             log.info("stopped_during_start", waiting_for=len(waiting))
             return 0
-        try:
-            waiting.discard(started.get(timeout=_POLL_S))
-            continue
-        except queue.Empty:
-            pass
         dead = [p for p in workers if not p.is_alive()]
         if dead:
             log.error("worker_failed_to_start", exitcode=dead[0].exitcode)
