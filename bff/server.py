@@ -100,9 +100,9 @@ async def serve(
     try:
         await admin.setup()
         await runner.setup()
+        port = await _listen(runner, Address(settings.host, settings.port), reuse_port=reuse_port)
         admin_address = Address(settings.host, settings.admin_port)
         admin_port = await _listen(admin, admin_address, reuse_port=reuse_port)
-        port = await _listen(runner, Address(settings.host, settings.port), reuse_port=reuse_port)
     except BaseException:
         await runner.cleanup()
         await admin.cleanup()
