@@ -103,7 +103,8 @@ class TestAddressInUse:
         public, admin = first_bff
         busy = port_of(public if which == "public" else admin)
         flag = "--port" if which == "public" else "--admin-port"
-        args = ["-m", "bff", "--workers", workers, flag, str(busy)]
+        # The other port free (0): the refusal must name the busy one.
+        args = ["-m", "bff", "--workers", workers, "--port", "0", flag, str(busy)]
         out = await asyncio.to_thread(run_to_exit, args)
         assert_one_line_refusal(out, f"127.0.0.1:{busy}")
         assert "address already in use" in out.stderr
@@ -114,7 +115,7 @@ class TestAddressInUse:
     @pytest.mark.parametrize("flag", ["--port", "--admin-port"])
     def test_a_port_another_program_holds(self, workers: str, flag: str) -> None:
         with occupied() as port:
-            out = run_to_exit(["-m", "bff", "--workers", workers, flag, str(port)])
+            out = run_to_exit(["-m", "bff", "--workers", workers, "--port", "0", flag, str(port)])
         assert_one_line_refusal(out, f"127.0.0.1:{port}")
 
     def test_the_mocks_refuse_too(self) -> None:
@@ -135,7 +136,8 @@ class TestAddressInUse:
 
     @pytest.mark.parametrize("workers", ["1", "2"])
     def test_a_bad_host(self, workers: str) -> None:
-        out = run_to_exit(["-m", "bff", "--workers", workers, "--host", "no-such-host.invalid"])
+        args = ["-m", "bff", "--workers", workers, "--port", "0", "--host", "no-such-host.invalid"]
+        out = run_to_exit(args)
         assert_one_line_refusal(out, "no-such-host.invalid")
 
 
