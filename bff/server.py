@@ -17,6 +17,7 @@ start-up stops it with exit 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -98,20 +99,17 @@ async def serve(
     runner = make_runner(app, settings)
     admin = make_runner(create_admin_app(settings, app[LIFECYCLE]), settings)
     try:
-        await admin.setup()
-        await runner.setup()
-        port = await _listen(runner, Address(settings.host, settings.port), reuse_port=reuse_port)
-        admin_address = Address(settings.host, settings.admin_port)
-        admin_port = await _listen(admin, admin_address, reuse_port=reuse_port)
+        ports = await _start_unless_stopped(runner, admin, settings, stop, reuse_port=reuse_port)
     except BaseException:
         await runner.cleanup()
         await admin.cleanup()
         raise
-    if stop.is_set():  # stopped while starting: no traffic was taken, nothing to drain
+    if ports is None:  # stopped while starting: no traffic was taken, nothing to drain
         await runner.cleanup()
         await admin.cleanup()
         log.info("worker_stopped", during="start-up")
         return
+    port, admin_port = ports
     _settle_heap()
     if announce:
         print(f"bff admin on http://{_url_host(settings.host)}:{admin_port}", flush=True)
@@ -128,6 +126,43 @@ async def serve(
     await drain(runner, app[LIFECYCLE], settings, stop)
     await admin.cleanup()
     log.info("worker_stopped")
+
+
+async def _start_unless_stopped(
+    runner: web.AppRunner,
+    admin: web.AppRunner,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    reuse_port: bool,
+) -> tuple[int, int] | None:
+    """(public port, admin port) once both listen; None when `stop` came first. The start
+    races the signal: a stop while the apps start (a JWKS fetch may take seconds) cancels
+    the start rather than waiting for it."""
+    starting = asyncio.ensure_future(_start(runner, admin, settings, reuse_port=reuse_port))
+    signalled = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        signalled.cancel()
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return None
+    ports = starting.result()  # ListenError, or what the apps' start-up raised
+    return None if stop.is_set() else ports
+
+
+async def _start(
+    runner: web.AppRunner, admin: web.AppRunner, settings: Settings, *, reuse_port: bool
+) -> tuple[int, int]:
+    """Both apps started and listening: (public port, admin port)."""
+    await admin.setup()
+    await runner.setup()
+    port = await _listen(runner, Address(settings.host, settings.port), reuse_port=reuse_port)
+    admin_address = Address(settings.host, settings.admin_port)
+    return port, await _listen(admin, admin_address, reuse_port=reuse_port)
 
 
 def _url_host(host: str) -> str:

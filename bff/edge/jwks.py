@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import jwt
 from jwt import PyJWKClient
@@ -60,7 +61,7 @@ class JwksKeys:
 
     async def _fetch_once(self) -> None:
         try:
-            jwk_set = await asyncio.to_thread(self._client.get_jwk_set, True)
+            jwk_set = await _in_daemon_thread(self._client.get_jwk_set, True)
         except Exception as exc:  # PyJWKClientError, a bad set: keep the keys we have
             log.warning("jwks_fetch_failed", url=self._url, error=str(exc))
             return
@@ -92,6 +93,36 @@ class JwksKeys:
         while True:
             await asyncio.sleep(REFRESH_S)
             await self.refresh()
+
+
+T = TypeVar("T")
+
+
+async def _in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a daemon thread of its own, not the loop's executor: a fetch hanging on a
+    slow provider (up to FETCH_TIMEOUT_S) must not hold up a worker that is told to stop
+    (asyncio.run waits for the executor's threads; nobody waits for a daemon thread)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def deliver(result: T | None, exc: BaseException | None) -> None:
+        if done.done():
+            return
+        if exc is not None:
+            done.set_exception(exc)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, exc = fn(*args), None
+        except BaseException as error:  # handed to the awaiting coroutine
+            result, exc = None, error
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(deliver, result, exc)
+
+    threading.Thread(target=run, name="jwks-fetch", daemon=True).start()
+    return await done
 
 
 def kid_of(token: str) -> str | None:
