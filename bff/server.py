@@ -190,8 +190,9 @@ async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
     """A worker whose supervisor died (SIGKILL, OOM) drains and exits instead of lingering."""
     while os.getppid() == parent_pid:  # noqa: ASYNC110 - no event exists for "parent died"
         await asyncio.sleep(0.5)
-    log.warning("supervisor_gone", parent_pid=parent_pid)
-    stop.set()
+    stop.set()  # first: whoever read our output may be gone with the supervisor
+    with contextlib.suppress(OSError):  # a broken stdout must not keep an orphan alive
+        log.warning("supervisor_gone", parent_pid=parent_pid)
 
 
 def serve_worker(settings: Settings) -> int:

@@ -281,3 +281,30 @@ class TestConfiguration:
         assert len(config_lines) == 1, "once, by the supervisor, not once per worker"
         assert '"deadline_ms":450.0' in config_lines[0]
         assert all(SECRET not in line and REDIS_PASSWORD not in line for line in seen)
+
+
+class TestOrphans:
+    async def test_workers_stop_when_their_supervisor_is_killed(self) -> None:
+        """SIGKILL to the supervisor, whose output reader is gone too (a killed `make run`,
+        a timed-out test): its workers notice, stop, and free the port."""
+        proc = await spawn_bff({"BFF_WORKERS": "2"})
+        assert proc.stdout is not None
+        try:
+            for _ in range(200):
+                line = await asyncio.wait_for(proc.stdout.readline(), STEP_S)
+                assert line, "exited before listening"
+                if line.startswith(b"bff listening on"):
+                    break
+            port = port_of(line.split()[3].decode())
+            proc._transport.close()  # type: ignore[attr-defined]  # our end of its pipes
+            proc.kill()  # the supervisor only; the workers are its children
+            for _ in range(int(STEP_S / 0.1)):
+                if not group_alive(proc.pid):
+                    break
+                await asyncio.sleep(0.1)
+            assert not group_alive(proc.pid), "orphaned workers kept running"
+            with socket.socket() as sock:
+                assert sock.connect_ex(("127.0.0.1", port)) != 0, "the port is still served"
+        finally:
+            if group_alive(proc.pid):
+                os.killpg(proc.pid, signal.SIGKILL)
