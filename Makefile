@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-# The three mock services and the BFF in the foreground; Ctrl-C stops all of them.
+# The three mock services and the BFF in the foreground; Ctrl-C stops all of them. Run twice,
+# the second is refused (exit 2), each program with one line naming the address in use.
 run: install
 	@$(BIN)/python -m mock_services & mocks=$$!; \
 	trap 'kill $$mocks 2>/dev/null; wait $$mocks 2>/dev/null' EXIT INT TERM; \

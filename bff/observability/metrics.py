@@ -12,6 +12,7 @@
                                                                     coalesced, stale_if_error
     bff_cache_stored_bytes            gauge                         memory tier (sum over workers)
     bff_cache_redis_errors_total      counter    op                 get, set, del: each one a miss
+    bff_http_parse_errors_total       counter    reason             requests the HTTP parser refused
 
 Several workers: prometheus_client's multiprocess mode. The supervisor points
 PROMETHEUS_MULTIPROC_DIR at a clean directory *before* the workers start (the library picks
@@ -101,6 +102,11 @@ _CACHE_REDIS_ERRORS = Counter(
     "Redis operations of the part cache that failed or timed out (each one a miss).",
     ("op",),
 )
+_PARSE_ERRORS = Counter(
+    "bff_http_parse_errors_total",
+    "Requests refused with 400 by the HTTP parser, before any handler.",
+    ("reason",),
+)
 
 request_duration = _Children(_REQUEST_DURATION)
 downstream_duration = _Children(_DOWNSTREAM_DURATION)
@@ -110,6 +116,7 @@ breaker_state = _Children(_BREAKER)
 degraded = _Children(_DEGRADED)
 cache_lookups = _Children(_CACHE_LOOKUPS)
 cache_redis_errors = _Children(_CACHE_REDIS_ERRORS)
+parse_errors = _Children(_PARSE_ERRORS)
 
 
 def set_breaker_state(service: str, state: str) -> None:
