@@ -19,6 +19,7 @@ from bff.middlewares import edge_middleware
 from bff.observability import metrics, tracing
 from bff.observability.downstream import on_breaker_transition
 from bff.observability.middleware import telemetry_middleware
+from bff.observability.sampler import sampling
 from bff.resilience.discovery import discovering
 from bff.resilience.loop_lag import LoopLag
 from bff.routes import setup_routes
@@ -118,12 +119,13 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
         inventory=client(settings.inventory),
     )
     try:
+        downstream = (clients.product, clients.reviews, clients.inventory)
         # URLs given by name: resolved once before the first request, then kept fresh.
-        services = [
-            (c.name, c.settings.urls, c.pool)
-            for c in (clients.product, clients.reviews, clients.inventory)
-        ]
-        async with discovering(services, settings.dns_refresh_s, app.get(RESOLVER)):
+        services = [(c.name, c.settings.urls, c.pool) for c in downstream]
+        async with (
+            discovering(services, settings.dns_refresh_s, app.get(RESOLVER)),
+            sampling(downstream),
+        ):
             app[LIFECYCLE].started = True
             yield
     finally:
