@@ -107,6 +107,10 @@ async def sampling(clients: Sequence[DownstreamClient]) -> AsyncIterator[Sampler
     """Build info once, a first sample at once (a scrape right after start-up has every
     series), then one every second until the block ends."""
     set_build_info()
+    # Zero series for what has not happened yet: a rate() of nothing is no line on a panel,
+    # a rate() of zero is a flat one (the pools and budgets make theirs when they are built).
+    for reason in metrics.EDGE_REJECTION_REASONS:
+        metrics.edge_rejections(reason)
     sampler = Sampler(clients)
     sampler.sample()
 
