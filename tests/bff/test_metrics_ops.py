@@ -8,9 +8,12 @@ after what a test does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -159,24 +162,39 @@ class TestWorkerFigures:
 
 class TestTwoWorkers:
     async def test_one_process_series_per_live_worker(self, mocks: Mocks, tmp_path: Path) -> None:
-        """Multiprocess mode: each worker's own figures, labelled by its pid."""
+        """Multiprocess mode: each worker's own figures, labelled by its pid; a worker that
+        dies takes its series with it, and its replacement brings its own."""
         env = {**mocks.env(), "BFF_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
         async with running(["-m", "bff", "--port", "0"], env) as (proc, lines):
             admin = url_in(await lines.next_matching("bff admin on"))
             url_in(await lines.next_matching("bff listening on"))
             timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with asyncio.timeout(TIMEOUT_S):
-                    while True:
-                        async with session.get(f"{admin}/metrics") as resp:
-                            figures = parse(await resp.text())
-                        rss = samples(figures, "bff_process_resident_memory_bytes")
-                        if len(rss) == 2:
-                            break
-                        await asyncio.sleep(0.1)
-        pids = {dict(labels)["pid"] for labels in rss}
-        assert len(pids) == 2
-        assert str(proc.pid) not in pids  # the workers, not the supervisor
-        assert str(os.getpid()) not in pids
-        assert all(value > 10_000_000 for value in rss.values())
-        assert len(samples(figures, "bff_build_info")) == 1
+                figures, pids = await worker_pids(session, admin, lambda pids: len(pids) == 2)
+                assert str(proc.pid) not in pids  # the workers, not the supervisor
+                assert str(os.getpid()) not in pids
+                rss = samples(figures, "bff_process_resident_memory_bytes")
+                assert all(value > 10_000_000 for value in rss.values())
+                assert len(samples(figures, "bff_build_info")) == 1
+                killed = min(pids)
+                os.kill(int(killed), signal.SIGKILL)
+                _, after = await worker_pids(
+                    session, admin, lambda now: len(now) == 2 and killed not in now
+                )
+        assert pids - after == {killed}
+
+
+async def worker_pids(
+    session: aiohttp.ClientSession, admin: str, done: Callable[[set[str]], bool]
+) -> tuple[Figures, set[str]]:
+    """Scrape until the pids of `bff_process_resident_memory_bytes` satisfy `done`."""
+    async with asyncio.timeout(TIMEOUT_S):
+        while True:
+            with contextlib.suppress(aiohttp.ClientConnectionError):
+                async with session.get(f"{admin}/metrics") as resp:
+                    figures = parse(await resp.text())
+                rss = samples(figures, "bff_process_resident_memory_bytes")
+                pids = {dict(labels)["pid"] for labels in rss}
+                if done(pids):
+                    return figures, pids
+            await asyncio.sleep(0.1)
