@@ -7,32 +7,41 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 from opentelemetry import trace
 
 from bff.aggregate import Clients
 from bff.clients.base import DownstreamClient
 from bff.edge.guard import EdgeGuard
-from bff.keys import CLIENTS, EDGE, LIFECYCLE, SETTINGS, TELEMETRY
+from bff.keys import CLIENTS, EDGE, LIFECYCLE, RESOLVER, SETTINGS, TELEMETRY
 from bff.lifecycle import Lifecycle
 from bff.middlewares import edge_middleware
 from bff.observability import metrics, tracing
 from bff.observability.downstream import on_breaker_transition
 from bff.observability.middleware import telemetry_middleware
+from bff.observability.sampler import sampling
+from bff.resilience.discovery import discovering
 from bff.resilience.loop_lag import LoopLag
 from bff.routes import setup_routes
 from bff.settings import DownstreamSettings, Settings
 
 
 def create_app(
-    settings: Settings, *, tracer_provider: trace.TracerProvider | None = None
+    settings: Settings,
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+    resolver: AbstractResolver | None = None,
 ) -> web.Application:
-    """`tracer_provider`: trace with this one (tests) instead of what `settings.tracing` says."""
+    """`tracer_provider`: trace with this one (tests) instead of what `settings.tracing` says.
+    `resolver`: answers for the downstream names (tests), instead of the system's resolver."""
     # GET requests carry no body; the edge guard refuses one past this cap with 413.
     app = web.Application(
         middlewares=[telemetry_middleware, edge_middleware],
         client_max_size=settings.edge.max_body_bytes,
     )
     app[SETTINGS] = settings
+    if resolver is not None:
+        app[RESOLVER] = resolver
     app[LIFECYCLE] = Lifecycle()
     app[EDGE] = EdgeGuard(settings.edge, app[LIFECYCLE])
     tracer = (
@@ -69,6 +78,7 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
         limit_per_host=0,
         ttl_dns_cache=60,
         keepalive_timeout=30,
+        resolver=app.get(RESOLVER),
     )
     session = aiohttp.ClientSession(
         connector=connector,
@@ -103,14 +113,21 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
     for ds in settings.downstreams:
         metrics.set_breaker_state(ds.name, "closed")
 
-    app[CLIENTS] = Clients(
+    clients = app[CLIENTS] = Clients(
         product=client(settings.product),
         reviews=client(settings.reviews),
         inventory=client(settings.inventory),
     )
-    app[LIFECYCLE].started = True
     try:
-        yield
+        downstream = (clients.product, clients.reviews, clients.inventory)
+        # URLs given by name: resolved once before the first request, then kept fresh.
+        services = [(c.name, c.settings.urls, c.pool) for c in downstream]
+        async with (
+            discovering(services, settings.dns_refresh_s, app.get(RESOLVER)),
+            sampling(downstream),
+        ):
+            app[LIFECYCLE].started = True
+            yield
     finally:
         app[LIFECYCLE].draining = True
         await loop_lag.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from bff.aggregate import Clients
 from bff.clients.call import CallContext
@@ -20,6 +21,8 @@ CLIENTS = web.AppKey("clients", Clients)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
 EDGE: web.AppKey[EdgeGuard] = web.AppKey("edge")
+# Answers for downstream names instead of the system's resolver (tests inject one).
+RESOLVER = web.AppKey("resolver", AbstractResolver)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CALL_CONTEXT = web.RequestKey("call_context", CallContext)
