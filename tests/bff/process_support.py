@@ -12,12 +12,21 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 15.0  # bound on every step; a healthy start takes about a second
-_INHERITED_NOISE = ("BFF_", "OTEL_", "PROMETHEUS_")
+# What a Python process needs to run: the interpreter's search path and the locale. Nothing
+# else of the developer's shell (BFF_*, OTEL_*, PROMETHEUS_*, proxies...) may change what the
+# process under test does.
+_KEPT = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "VIRTUAL_ENV"})
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment to run Python in, plus what the test sets (`extra`)."""
+    base = {k: v for k, v in os.environ.items() if k in _KEPT or k.startswith("PYTHON")}
+    return {**base, **(extra or {})}
 
 
 class Lines:
@@ -57,12 +66,11 @@ def url_in(line: str) -> str:
 async def running(
     args: list[str], env: dict[str, str]
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, Lines]]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_NOISE)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *args,
         cwd=ROOT,
-        env={**base, **env},
+        env=clean_env(env),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -19,6 +19,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO
 
+from process_support import clean_env
+
 _URL = re.compile(r"(product|reviews|inventory)\s+(http://\S+)")
 _BFF = re.compile(r"bff listening on (http://\S+)")
 
@@ -70,7 +72,7 @@ def _wait_for(running: Running, pattern: re.Pattern[str], count: int) -> list[re
 
 
 @contextmanager
-def _started(cmd: list[str], env: Mapping[str, str] | None = None) -> Iterator[Running]:
+def _started(cmd: list[str], env: Mapping[str, str]) -> Iterator[Running]:
     with (
         tempfile.NamedTemporaryFile(prefix="out-") as out,
         tempfile.NamedTemporaryFile(prefix="err-") as err,
@@ -94,7 +96,7 @@ def _started(cmd: list[str], env: Mapping[str, str] | None = None) -> Iterator[R
 def running_mocks(*args: str) -> Iterator[Running]:
     cmd = [sys.executable, "-m", "mock_services", "--product-port", "0"]
     cmd += ["--reviews-port", "0", "--inventory-port", "0", *args]
-    with _started(cmd) as running:
+    with _started(cmd, clean_env()) as running:
         running.urls = {m.group(1): m.group(2) for m in _wait_for(running, _URL, 3)}
         yield running
 
@@ -102,7 +104,6 @@ def running_mocks(*args: str) -> Iterator[Running]:
 @contextmanager
 def running_bff(mocks: Running, *args: str, env: Mapping[str, str] = {}) -> Iterator[Running]:
     full_env = {
-        **os.environ,
         "BFF_PRODUCT_URL": mocks.urls["product"],
         "BFF_REVIEWS_URL": mocks.urls["reviews"],
         "BFF_INVENTORY_URL": mocks.urls["inventory"],
@@ -110,7 +111,7 @@ def running_bff(mocks: Running, *args: str, env: Mapping[str, str] = {}) -> Iter
         "BFF_WORKERS": "1",
         **env,
     }
-    with _started([sys.executable, "-m", "bff", *args], full_env) as running:
+    with _started([sys.executable, "-m", "bff", *args], clean_env(full_env)) as running:
         (match,) = _wait_for(running, _BFF, 1)
         running.urls = {"bff": match.group(1)}
         yield running

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from process_support import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP_S = 20.0  # generous bound on every step; a healthy run takes about 2 s
@@ -33,7 +34,7 @@ async def _spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subpr
         sys.executable,
         *args,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env=clean_env(env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         # Its own process group: teardown kills the workers too, never anything else.
