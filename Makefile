@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: bench-resilience install run run-mocks run-bff test lint format typecheck check clean bench
+.PHONY: bench-resilience mutate install run run-mocks run-bff test lint format typecheck check clean bench
 
 install: $(STAMP)
 
@@ -64,3 +64,16 @@ clean:
 # Resilience figures with the default policy (completeness, call amplification, breaker timing).
 bench-resilience: install
 	$(BIN)/python -m bench.resilience
+
+# Mutation testing of the modules that carry the promises (client policy, fan-out, breaker and
+# budget, edge guard): the table GROUPS in tools/mutate.py says which tests run against which
+# module. Not part of `make test` (tens of minutes); writes docs/mutation.md.
+# Knobs: MUTATE_ARGS="--groups client,fanout --jobs 2".
+MUTATE_STAMP := $(VENV)/.mutate-stamp
+
+$(MUTATE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	$(BIN)/python tools/mutate.py $(MUTATE_ARGS)
