@@ -10,6 +10,7 @@ The report (`docs/mutation.md`) gives the score per module and every surviving m
 "equivalent" (with the reason, from `EQUIVALENT` below) or "to kill".
 
     python tools/mutate.py [--groups client,fanout] [--jobs 2] [--report docs/mutation.md]
+    python tools/mutate.py --report-only    # the report again from the last runs' results
 
 To follow a change: edit `GROUPS` (modules and their tests), and move a survivor that cannot
 change what a user sees into `EQUIVALENT` with the reason.
@@ -104,6 +105,7 @@ EQUIVALENT: dict[str, str] = {
     "bff.aggregate.x_product_details__mutmut_102": "ReviewSummary.of([]) is _NO_REVIEWS's value",
 }
 
+_TIMING = "mutate-seconds.txt"  # the run's duration and error, for --report-only
 _NAME = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
 _MODULE = re.compile(r"^(.*?)\.x(?:ǁ|_)")
 _KILLED = {"killed", "timeout", "caught by type check", "segfault"}
@@ -125,13 +127,19 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (2 cores)")
     parser.add_argument("--group-timeout", type=float, default=1800.0, help="seconds per group")
     parser.add_argument("--report", default=str(ROOT / "docs" / "mutation.md"))
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the report from the last runs"
+    )
     args = parser.parse_args()
-    wanted = set(args.groups.split(","))
-    started = time.monotonic()
-    outcomes = [run_group(g, args.jobs, args.group_timeout) for g in GROUPS if g.slug in wanted]
-    total = time.monotonic() - started
+    groups = [g for g in GROUPS if g.slug in set(args.groups.split(","))]
+    if args.report_only:
+        outcomes = [collect(g) for g in groups if (WORK / g.slug / _TIMING).exists()]
+        total = sum(o.seconds for o in outcomes)
+    else:
+        outcomes = [run_group(g, args.jobs, args.group_timeout) for g in groups]
+        total = sum(o.seconds for o in outcomes)
     Path(args.report).write_text(render(outcomes, total, args.jobs))
-    print(f"report: {args.report} ({total:.0f} s)")
+    print(f"report: {args.report} (mutmut ran {total:.0f} s)")
     return 1 if any(o.error for o in outcomes) else 0
 
 
@@ -166,11 +174,21 @@ def run_group(group: Group, jobs: int, timeout: float) -> Outcome:
         if error is None:
             break
     seconds = time.monotonic() - started
+    (workdir / _TIMING).write_text(f"{seconds:.0f}\n{error or ''}")
+    return collect(group)
+
+
+def collect(group: Group) -> Outcome:
+    """The outcome of the group's last run, read back from its work directory."""
+    workdir = WORK / group.slug
+    mutmut = [sys.executable, "-m", "mutmut"]
+    seconds_text, _, error = (workdir / _TIMING).read_text().partition("\n")
+    seconds = float(seconds_text)
     statuses = _statuses(mutmut, workdir)
     survivors = [n for n, s in statuses.items() if s not in _KILLED | _NOT_TRIED]
     diffs = {n: _diff(mutmut, workdir, n) for n in survivors}
     print(f"   {len(statuses)} mutants, {len(survivors)} not killed, {seconds:.0f} s", flush=True)
-    return Outcome(group, statuses, diffs, seconds, error)
+    return Outcome(group, statuses, diffs, seconds, error or None)
 
 
 def _copy_tree(workdir: Path) -> None:
