@@ -271,13 +271,15 @@ def render(outcomes: list[Outcome], total: float, jobs: int) -> str:
         "a *survivor*. Score = killed / (mutants tried). The modules and the tests run against "
         "them are the table `GROUPS` in `tools/mutate.py`.",
         "",
-        "| group | module | mutants | killed | survived | no tests | score |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| group | module | mutants | killed | survived | of them equivalent | no tests | score |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for outcome in outcomes:
         per_module: dict[str, Counter[str]] = defaultdict(Counter)
         for name, status in outcome.statuses.items():
             per_module[module_of(name)][status] += 1
+            if name in EQUIVALENT and name in outcome.diffs:
+                per_module[module_of(name)]["equivalent"] += 1
         for module, counts in sorted(per_module.items()):
             out.append(_row(outcome.group.title, module, counts))
     times = ", ".join(f"{o.group.title} {o.seconds:.0f} s" for o in outcomes)
@@ -296,13 +298,13 @@ def render(outcomes: list[Outcome], total: float, jobs: int) -> str:
 
 
 def _row(title: str, module: str, counts: Counter[str]) -> str:
-    tried = sum(n for s, n in counts.items() if s not in _NOT_TRIED)
+    tried = sum(n for s, n in counts.items() if s not in _NOT_TRIED and s != "equivalent")
     killed = sum(counts[s] for s in _KILLED)
     survived = counts["survived"] + counts["suspicious"]
     score = f"{100 * killed / tried:.0f} %" if tried else "-"
     return (
-        f"| {title} | `{module}` | {tried} | {killed} | {survived} | {counts['no tests']} "
-        f"| {score} |"
+        f"| {title} | `{module}` | {tried} | {killed} | {survived} | {counts['equivalent']} "
+        f"| {counts['no tests']} | {score} |"
     )
 
 
