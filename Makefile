@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: bench-resilience cluster install run run-mocks run-bff test lint format typecheck check clean bench
+.PHONY: bench-resilience cluster mutate install run run-mocks run-bff test lint format typecheck check clean bench
 
 install: $(STAMP)
 
@@ -77,3 +77,16 @@ cluster: install
 		($(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing); \
 	fi
 	$(BIN)/python -m deploy.cluster
+
+# Mutation testing of the modules that carry the promises (client policy, fan-out, breaker and
+# budget, edge guard): the table GROUPS in tools/mutate.py says which tests run against which
+# module. Not part of `make test` (tens of minutes); writes docs/mutation.md.
+# Knobs: MUTATE_ARGS="--groups client,fanout --jobs 2".
+MUTATE_STAMP := $(VENV)/.mutate-stamp
+
+$(MUTATE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	$(BIN)/python tools/mutate.py $(MUTATE_ARGS)

@@ -39,6 +39,12 @@ class Mocks:
             result: dict[str, Any] = await resp.json()
             return result
 
+    async def body(self, kind: ServiceKind, path: str) -> bytes:
+        """What the service itself answers to GET `path` (asserting a 200)."""
+        async with self._session.get(f"{self.url(kind)}{path}") as resp:
+            assert resp.status == 200, path
+            return await resp.read()
+
     async def requests(self, kind: ServiceKind) -> int:
         return int((await self.stats(kind))["requests"])
 

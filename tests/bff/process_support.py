@@ -17,15 +17,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 15.0  # bound on every step; a healthy start takes about a second
-_INHERITED_NOISE = ("BFF_", "OTEL_", "PROMETHEUS_")
+# What a Python process needs to run: the interpreter's search path and the locale. Nothing
+# else of the developer's shell (BFF_*, OTEL_*, PROMETHEUS_*, proxies...) may change what the
+# process under test does.
+_KEPT = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "VIRTUAL_ENV"})
 
 
-def clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The developer's environment without any BFF_*, OTEL_* or PROMETHEUS_* variable, plus
-    `env`: a process under test sees only what its test sets. The admin port defaults to any
-    free one (9090 would collide between tests running at once)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_NOISE)}
-    return {**base, "BFF_ADMIN_PORT": "0", **(env or {})}
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment to run Python in, plus what the test sets (`extra`).
+
+    The admin port defaults to any free one: 9090 would collide between tests running at once.
+    """
+    base = {k: v for k, v in os.environ.items() if k in _KEPT or k.startswith("PYTHON")}
+    return {**base, "BFF_ADMIN_PORT": "0", **(extra or {})}
 
 
 class Lines:

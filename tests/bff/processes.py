@@ -73,7 +73,7 @@ def _wait_for(running: Running, pattern: re.Pattern[str], count: int) -> list[re
 
 
 @contextmanager
-def _started(cmd: list[str], env: Mapping[str, str] | None = None) -> Iterator[Running]:
+def _started(cmd: list[str], env: Mapping[str, str]) -> Iterator[Running]:
     with (
         tempfile.NamedTemporaryFile(prefix="out-") as out,
         tempfile.NamedTemporaryFile(prefix="err-") as err,
@@ -105,7 +105,6 @@ def running_mocks(*args: str) -> Iterator[Running]:
 @contextmanager
 def running_bff(mocks: Running, *args: str, env: Mapping[str, str] = {}) -> Iterator[Running]:
     full_env = {
-        **clean_env(),
         "BFF_PRODUCT_URL": mocks.urls["product"],
         "BFF_REVIEWS_URL": mocks.urls["reviews"],
         "BFF_INVENTORY_URL": mocks.urls["inventory"],
@@ -113,7 +112,7 @@ def running_bff(mocks: Running, *args: str, env: Mapping[str, str] = {}) -> Iter
         "BFF_WORKERS": "1",
         **env,
     }
-    with _started([sys.executable, "-m", "bff", *args], full_env) as running:
+    with _started([sys.executable, "-m", "bff", *args], clean_env(full_env)) as running:
         (match,) = _wait_for(running, _BFF, 1)
         (admin,) = _wait_for(running, _ADMIN, 1)
         running.urls = {"bff": match.group(1), "admin": admin.group(1)}

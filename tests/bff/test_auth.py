@@ -121,7 +121,11 @@ class TestValidTokens:
 
 
 def _hostile_tokens() -> dict[str, tuple[dict[str, str], str | None, str]]:
-    """name -> (env, token, the detail we answer). Each one must get 401 + WWW-Authenticate."""
+    """name -> (env, token, the detail we answer). Each one must get 401 + WWW-Authenticate.
+
+    Called by the test itself, never at import: a token minted at collection would carry an
+    `exp` that a slow run can outlive, and "wrong audience" would fail as "has expired".
+    """
     now = int(time.time())
     good = hs256(claims())
     return {
@@ -162,15 +166,15 @@ def _hostile_tokens() -> dict[str, tuple[dict[str, str], str | None, str]]:
     }
 
 
-HOSTILE = _hostile_tokens()
+HOSTILE = list(_hostile_tokens())  # the names only; the tokens are minted per test
 
 
 class TestHostileTokens:
     """Every bad token gets a 401 problem with a Bearer challenge, and nothing goes downstream."""
 
-    @pytest.mark.parametrize("name", list(HOSTILE))
+    @pytest.mark.parametrize("name", HOSTILE)
     async def test_rejected(self, make_bff: MakeBff, mocks: Mocks, name: str) -> None:
-        env, token, detail = HOSTILE[name]
+        env, token, detail = _hostile_tokens()[name]
         client = await make_bff(**env)
         status, headers, body = await get(client, token)
         assert status == 401

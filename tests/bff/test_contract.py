@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from bff_support import BffClient, server_timing
+from bff_support import KINDS, BffClient, Mocks, server_timing
 
 from mock_services.catalogue import (
     find_id_with_review_count,
@@ -97,10 +97,14 @@ class TestHeaders:
             assert "total" in server_timing(resp.headers["Server-Timing"])
 
     async def test_a_valid_incoming_request_id_is_echoed_and_forwarded(
-        self, bff: BffClient, mocks: object
+        self, bff: BffClient, mocks: Mocks
     ) -> None:
         async with bff.get("/product-details/P001", headers={"X-Request-ID": "abc-123"}) as resp:
             assert resp.headers["X-Request-ID"] == "abc-123"
+        for kind in KINDS:  # each service's last arrival carried it
+            (last, *_) = reversed((await mocks.stats(kind))["recent"])
+            headers = {k.lower(): v for k, v in last["headers"].items()}
+            assert headers["x-request-id"] == "abc-123", kind
 
     @pytest.mark.parametrize("bad", ["has space", "x" * 200, "semi;colon", "é"])
     async def test_an_odd_incoming_request_id_is_replaced(self, bff: BffClient, bad: str) -> None:

@@ -3,8 +3,21 @@ a client's shorter budget wins, and a product failure cancels the other calls.""
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from bff_support import KINDS, BffClient, MakeBff, Mocks, server_timing, timed_get
+
+# How far past the deadline an answer may go out: the fan-out's 5 ms safety net plus encoding,
+# as the BFF measures it (Server-Timing `total`), and the loopback round trip on a loaded
+# 2-core machine (wall clock). Tight on purpose: a deadline 2.5x too long must fail here.
+TOTAL_SLACK_MS = 20.0
+WALL_SLACK_S = 0.1
+
+
+def assert_answered_by(resp: aiohttp.ClientResponse, elapsed: float, deadline_s: float) -> None:
+    total_ms = float(server_timing(resp.headers["Server-Timing"])["total"]["dur"])
+    assert total_ms <= deadline_s * 1000 + TOTAL_SLACK_MS, resp.headers["Server-Timing"]
+    assert elapsed <= deadline_s + WALL_SLACK_S
 
 
 class TestConcurrency:
@@ -36,7 +49,7 @@ class TestDeadline:
         resp, body, elapsed = await timed_get(bff, "/product-details/P001")
         assert resp.status == 504
         assert body["detail"] == "product: timeout"
-        assert elapsed < 0.3 + 0.5  # deadline plus a generous margin, far below 10 s
+        assert_answered_by(resp, elapsed, 0.3)  # far below the 10 s of the services
 
     async def test_optional_parts_hanging_are_cut_at_the_deadline(
         self, make_bff: MakeBff, mocks: Mocks
@@ -47,8 +60,13 @@ class TestDeadline:
         resp, body, elapsed = await timed_get(bff, "/product-details/P001")
         assert resp.status == 200
         assert body["degraded"] == {"reviews": "timeout", "inventory": "timeout"}
-        assert elapsed < 0.3 + 0.5
+        assert_answered_by(resp, elapsed, 0.3)
         # The mocks were told the budget and gave up on their own: no work nobody waits for.
+        # (They notice it on their own clock, just after we answered: poll, bounded.)
+        for _ in range(50):
+            if (await mocks.stats("reviews"))["budget_exceeded"] >= 1:
+                break
+            await _sleep(0.02)
         assert (await mocks.stats("reviews"))["budget_exceeded"] >= 1
 
     async def test_a_shorter_client_budget_wins(self, make_bff: MakeBff, mocks: Mocks) -> None:
@@ -59,18 +77,18 @@ class TestDeadline:
         )
         assert resp.status == 200
         assert body["degraded"] == {"reviews": "timeout"}
-        assert elapsed < 0.25 + 0.5  # not the 2 s of the service, not the 5 s deadline
+        assert_answered_by(resp, elapsed, 0.25)  # not the 2 s of the service, not the 5 s deadline
 
     async def test_a_longer_client_budget_does_not_extend_the_deadline(
         self, make_bff: MakeBff, mocks: Mocks
     ) -> None:
         bff = await make_bff(BFF_DEADLINE_MS=300)
         await mocks.faults("reviews", latency_ms=1500)
-        _resp, body, elapsed = await timed_get(
+        resp, body, elapsed = await timed_get(
             bff, "/product-details/P001", headers={"X-Request-Timeout-Ms": "60000"}
         )
         assert body["degraded"] == {"reviews": "timeout"}
-        assert elapsed < 0.3 + 0.5
+        assert_answered_by(resp, elapsed, 0.3)
 
     async def test_the_budget_left_is_propagated_to_every_call(
         self, make_bff: MakeBff, mocks: Mocks
@@ -114,7 +132,9 @@ class TestCancellation:
         timing = server_timing(resp.headers["Server-Timing"])
         assert timing["reviews"]["desc"] == "cancelled"
         assert timing["inventory"]["desc"] == "cancelled"
-        assert elapsed < 1.5  # the optional calls would have taken 3 s
+        # Product answers its 500 after ~50 ms; waiting for even one 300 ms attempt of the
+        # optional calls would take longer than this.
+        assert elapsed < 0.25
         # The mocks saw the BFF hang up: their handlers were cancelled mid-work.
         for kind in ("reviews", "inventory"):
             for _ in range(50):
@@ -131,7 +151,10 @@ class TestCancellation:
         await mocks.faults("reviews", latency_ms=3000)
         resp, _, elapsed = await timed_get(bff, "/product-details/missing-1")
         assert resp.status == 404
-        assert elapsed < 1.5
+        # The product's 404 comes after ~50 ms; reviews' first attempt alone would end at
+        # 300 ms (its per-attempt timeout), three of them at 0.9 s.
+        assert elapsed < 0.25
+        assert server_timing(resp.headers["Server-Timing"])["reviews"]["desc"] == "cancelled"
 
 
 async def _sleep(seconds: float) -> None:

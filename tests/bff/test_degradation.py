@@ -5,6 +5,7 @@ Every failure the mocks' fault API can produce is tried on each part.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -78,7 +79,11 @@ class TestOptionalPartsDegrade:
         assert body["degraded"] == {"inventory": reason}
         assert body["error"] == f"inventory: {reason}"
         assert body["inventory"] is None  # unknown, not "out of stock"
-        assert body["reviews"] != [] or body["reviewSummary"]["count"] == 0
+        # The rest of the answer is whole: the reviews exactly as the reviews service has them.
+        reviews = json.loads(await mocks.body("reviews", "/reviews/P001"))
+        assert reviews, "P001 has reviews in the mock's catalogue"
+        assert body["reviews"] == reviews
+        assert body["reviewSummary"]["count"] == len(reviews)
 
     async def test_both_optional_parts_failing_lists_both(
         self, bff: BffClient, mocks: Mocks

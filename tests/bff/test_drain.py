@@ -130,7 +130,14 @@ async def test_sigterm_drains_without_dropping_a_request(
             for _ in range(3):  # during the drain delay the listener is still open
                 async with http.get(f"{admin}/readyz") as resp:
                     readyz.append(resp.status)
-            late_status, late_connection = await fetch("P999")
+            # On a keep-alive connection (not force_close, which sends `Connection: close`
+            # itself and gets it echoed): a `close` in this answer can only be the drain's.
+            async with (
+                aiohttp.ClientSession(base, timeout=timeout) as keep_alive,
+                keep_alive.get("/product-details/P999") as late,
+            ):
+                await late.read()
+                late_status, late_connection = late.status, late.headers.get("Connection")
             # A second wave accepted just before the listener closes: still in flight after.
             await asyncio.sleep(max(0.0, DELAY_S - 0.2 - (time.monotonic() - stopped_at)))
             second = [asyncio.create_task(fetch(f"Q{i:03}")) for i in range(IN_FLIGHT)]

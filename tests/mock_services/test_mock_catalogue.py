@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,13 +67,34 @@ class TestVariety:
         assert len(prices) > 100
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 class TestDeterminism:
     """Same id, same body, in every process (a stable hash, not `hash()`)."""
 
-    def test_same_id_same_bodies(self) -> None:
-        assert product_for("abc_1") == product_for("abc_1")
-        assert reviews_for("abc_1") == reviews_for("abc_1")
-        assert inventory_for("abc_1") == inventory_for("abc_1")
+    @pytest.mark.parametrize("hash_seed", ["1", "2"])
+    def test_same_id_same_bodies_in_another_process(self, hash_seed: str) -> None:
+        """Another interpreter, with another str-hash seed, derives the very same bodies."""
+        ids = ["abc_1", "P001", "Zed_9", "x"]
+        code = (
+            "import json, sys\n"
+            "from mock_services.catalogue import inventory_for, product_for, reviews_for\n"
+            "print(json.dumps([[product_for(i), reviews_for(i), inventory_for(i)]"
+            " for i in sys.argv[1:]]))"
+        )
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run(
+            [sys.executable, "-c", code, *ids],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        here = [[product_for(i), reviews_for(i), inventory_for(i)] for i in ids]
+        assert json.loads(done.stdout) == here
 
     def test_known_values_are_pinned(self) -> None:
         # Pinned so that a change to the derivation is a deliberate, visible change.

@@ -1,0 +1,312 @@
+"""`make mutate`: mutation testing of the modules that carry the gateway's promises.
+
+Each group below names the modules to mutate and the fast, in-process test files that pin
+them. For each group the script copies the working tree (tracked and new files) into
+`build/mutate/<group>/`, appends a `[tool.mutmut]` section to that copy's pyproject.toml and
+runs mutmut 3 there, so groups never share state and the real tree is never touched. mutmut
+first runs the group's tests once to learn which test covers which function, then runs only
+those tests against each mutant, each under a timeout derived from the test's own duration.
+The report (`docs/mutation.md`) gives the score per module and every surviving mutant, marked
+"equivalent" (with the reason, from `EQUIVALENT` below) or "to kill".
+
+    python tools/mutate.py [--groups client,fanout] [--jobs 2] [--report docs/mutation.md]
+    python tools/mutate.py --report-only    # the report again from the last runs' results
+
+To follow a change: edit `GROUPS` (modules and their tests), and move a survivor that cannot
+change what a user sees into `EQUIVALENT` with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "build" / "mutate"
+# Subprocess tests (`python -m bff`) would run the unmutated code: never select them.
+_PYTEST_ARGS = ["-p", "no:cacheprovider", "-m", "not slow", "-q"]
+
+
+@dataclass(frozen=True)
+class Group:
+    slug: str
+    title: str
+    modules: tuple[str, ...]  # paths relative to the repository, globs allowed
+    tests: tuple[str, ...]  # test files (or node ids) that pin these modules
+
+
+GROUPS: tuple[Group, ...] = (
+    Group(
+        "client",
+        "client policy",
+        ("bff/clients/*.py",),
+        (
+            "tests/bff/test_resilience_parts.py",
+            "tests/bff/test_resilience.py",
+            "tests/bff/test_degradation.py",
+            "tests/bff/test_deadline.py",
+            "tests/bff/test_downstream_answers_checked.py",
+            "tests/bff/test_retry_fits_latency.py",
+        ),
+    ),
+    Group(
+        "fanout",
+        "fan-out and merge",
+        ("bff/aggregate.py",),
+        (
+            "tests/bff/test_contract.py",
+            "tests/bff/test_degradation.py",
+            "tests/bff/test_deadline.py",
+            "tests/bff/test_limits_at_the_boundary.py",
+        ),
+    ),
+    Group(
+        "resilience",
+        "breaker, retry budget and backoff",
+        ("bff/resilience/breaker.py", "bff/resilience/budget.py", "bff/resilience/backoff.py"),
+        ("tests/bff/test_resilience_parts.py", "tests/bff/test_resilience.py"),
+    ),
+    Group(
+        "edge",
+        "edge guard",
+        ("bff/edge/guard.py",),
+        (
+            "tests/bff/test_shedding.py",
+            "tests/bff/test_server_limits.py",
+            "tests/bff/test_auth.py",
+            "tests/bff/test_cors.py",
+            "tests/bff/test_ratelimit.py",
+            "tests/bff/test_drain_connection_close.py",
+            "tests/bff/test_limits_at_the_boundary.py",
+        ),
+    ),
+)
+
+# Survivors that cannot change anything a user or an operator sees: mutant name -> why.
+_HEADER_CASE = "aiohttp's header lookups ignore case"
+_TASK_NAME = "the product task's name is never read (only the optional parts' names are)"
+EQUIVALENT: dict[str, str] = {
+    "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_8": _HEADER_CASE,
+    "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_9": _HEADER_CASE,
+    "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_7": _HEADER_CASE,
+    "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_8": _HEADER_CASE,
+    "bff.aggregate.x_product_details__mutmut_3": _TASK_NAME,
+    "bff.aggregate.x_product_details__mutmut_12": _TASK_NAME,
+    "bff.aggregate.x_product_details__mutmut_13": _TASK_NAME,
+    "bff.aggregate.x_product_details__mutmut_102": "ReviewSummary.of([]) is _NO_REVIEWS's value",
+}
+
+_TIMING = "mutate-seconds.txt"  # the run's duration and error, for --report-only
+_NAME = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
+_MODULE = re.compile(r"^(.*?)\.x(?:ǁ|_)")
+_KILLED = {"killed", "timeout", "caught by type check", "segfault"}
+_NOT_TRIED = {"skipped", "not checked"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    group: Group
+    statuses: dict[str, str]  # mutant name -> mutmut status
+    diffs: dict[str, str]  # survivor -> its changed lines
+    seconds: float
+    error: str | None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", default=",".join(g.slug for g in GROUPS))
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (2 cores)")
+    parser.add_argument("--group-timeout", type=float, default=1800.0, help="seconds per group")
+    parser.add_argument("--report", default=str(ROOT / "docs" / "mutation.md"))
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the report from the last runs"
+    )
+    args = parser.parse_args()
+    groups = [g for g in GROUPS if g.slug in set(args.groups.split(","))]
+    if args.report_only:
+        outcomes = [collect(g) for g in groups if (WORK / g.slug / _TIMING).exists()]
+        total = sum(o.seconds for o in outcomes)
+    else:
+        outcomes = [run_group(g, args.jobs, args.group_timeout) for g in groups]
+        total = sum(o.seconds for o in outcomes)
+    Path(args.report).write_text(render(outcomes, total, args.jobs))
+    print(f"report: {args.report} (mutmut ran {total:.0f} s)")
+    return 1 if any(o.error for o in outcomes) else 0
+
+
+def run_group(group: Group, jobs: int, timeout: float) -> Outcome:
+    workdir = WORK / group.slug
+    _copy_tree(workdir)
+    _configure(workdir / "pyproject.toml", group)
+    mutmut = [sys.executable, "-m", "mutmut"]
+    started = time.monotonic()
+    print(f"== {group.title}: {', '.join(group.modules)}", flush=True)
+    error = None
+    # mutmut refuses to start when one clean run of the tests fails; on a loaded machine a
+    # timing test can, once. A second run reuses what the first one finished.
+    for _ in range(2):
+        left = timeout - (time.monotonic() - started)
+        try:
+            run = subprocess.run(
+                [*mutmut, "run", "--max-children", str(jobs)],
+                cwd=workdir,
+                timeout=max(1.0, left),
+                check=False,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        except subprocess.TimeoutExpired:
+            error = f"stopped after {timeout:.0f} s (the statuses below are partial)"
+            break
+        error = (
+            None if run.returncode == 0 else f"mutmut exited {run.returncode}: {run.stdout[-1500:]}"
+        )
+        if error is None:
+            break
+    seconds = time.monotonic() - started
+    (workdir / _TIMING).write_text(f"{seconds:.0f}\n{error or ''}")
+    return collect(group)
+
+
+def collect(group: Group) -> Outcome:
+    """The outcome of the group's last run, read back from its work directory."""
+    workdir = WORK / group.slug
+    mutmut = [sys.executable, "-m", "mutmut"]
+    seconds_text, _, error = (workdir / _TIMING).read_text().partition("\n")
+    seconds = float(seconds_text)
+    statuses = _statuses(mutmut, workdir)
+    survivors = [n for n, s in statuses.items() if s not in _KILLED | _NOT_TRIED]
+    diffs = {n: _diff(mutmut, workdir, n) for n in survivors}
+    print(f"   {len(statuses)} mutants, {len(survivors)} not killed, {seconds:.0f} s", flush=True)
+    return Outcome(group, statuses, diffs, seconds, error or None)
+
+
+def _copy_tree(workdir: Path) -> None:
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    for rel in listed:
+        src = ROOT / rel
+        if src.is_file() and not rel.startswith(("bench/results/", "docs/")):
+            dst = workdir / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+def _configure(pyproject: Path, group: Group) -> None:
+    tests = [t for t in group.tests if (pyproject.parent / t.split("::")[0]).exists()]
+    lines = [
+        "",
+        "[tool.mutmut]",
+        'source_paths = ["bff"]',
+        f"only_mutate = {_toml_list(group.modules)}",
+        'also_copy = ["mock_services", "bench"]',
+        f"pytest_add_cli_args_test_selection = {_toml_list(tests)}",
+        f"pytest_add_cli_args = {_toml_list(_PYTEST_ARGS)}",
+        # A mutant's tests get 5x their clean duration plus 2 s, then count as a timeout
+        # (caught: a mutant that hangs is noticed by the suite too).
+        "timeout_multiplier = 5.0",
+        "timeout_constant = 2.0",
+        "use_git_change_detection = false",
+    ]
+    pyproject.write_text(pyproject.read_text() + "\n".join(lines) + "\n")
+
+
+def _toml_list(items: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(f'"{i}"' for i in items) + "]"
+
+
+def _statuses(mutmut: list[str], workdir: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [*mutmut, "results", "--all", "true"],
+        cwd=workdir,
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {m[1]: m[2].strip() for m in map(_NAME.match, out.splitlines()) if m}
+
+
+def _diff(mutmut: list[str], workdir: Path, name: str) -> str:
+    out = subprocess.run(
+        [*mutmut, "show", name], cwd=workdir, check=False, capture_output=True, text=True
+    ).stdout
+    changed = [
+        line
+        for line in out.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    return "\n".join(changed)
+
+
+def module_of(name: str) -> str:
+    match = _MODULE.match(name)
+    return match[1] if match else name.rsplit(".", 1)[0]
+
+
+def render(outcomes: list[Outcome], total: float, jobs: int) -> str:
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "# Mutation testing",
+        "",
+        f"Run of `make mutate` on {today}: {total / 60:.1f} min in all, {jobs} mutants at a time "
+        f"({os.cpu_count()} cores). mutmut changes one operator, constant or call at a time in "
+        "the modules below and runs the tests that cover it; a mutant the tests still pass is "
+        "a *survivor*. Score = killed / (mutants tried). The modules and the tests run against "
+        "them are the table `GROUPS` in `tools/mutate.py`.",
+        "",
+        "| group | module | mutants | killed | survived | of them equivalent | no tests | score |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for outcome in outcomes:
+        per_module: dict[str, Counter[str]] = defaultdict(Counter)
+        for name, status in outcome.statuses.items():
+            per_module[module_of(name)][status] += 1
+            if name in EQUIVALENT and name in outcome.diffs:
+                per_module[module_of(name)]["equivalent"] += 1
+        for module, counts in sorted(per_module.items()):
+            out.append(_row(outcome.group.title, module, counts))
+    times = ", ".join(f"{o.group.title} {o.seconds:.0f} s" for o in outcomes)
+    out += ["", f"Time per group: {times}."]
+    for outcome in outcomes:
+        if outcome.error:
+            out += ["", f"**{outcome.group.title}: {outcome.error}**"]
+    out += ["", "## Survivors", ""]
+    for outcome in outcomes:
+        for name, diff in sorted(outcome.diffs.items()):
+            status = outcome.statuses[name]
+            verdict = f"equivalent: {EQUIVALENT[name]}" if name in EQUIVALENT else "to kill"
+            out += [f"- `{name}` ({status}) — {verdict}", "", "  ```diff"]
+            out += [f"  {line}" for line in diff.splitlines()] + ["  ```", ""]
+    return "\n".join(out) + "\n"
+
+
+def _row(title: str, module: str, counts: Counter[str]) -> str:
+    tried = sum(n for s, n in counts.items() if s not in _NOT_TRIED and s != "equivalent")
+    killed = sum(counts[s] for s in _KILLED)
+    survived = counts["survived"] + counts["suspicious"]
+    score = f"{100 * killed / tried:.0f} %" if tried else "-"
+    return (
+        f"| {title} | `{module}` | {tried} | {killed} | {survived} | {counts['equivalent']} "
+        f"| {counts['no tests']} | {score} |"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
