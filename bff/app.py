@@ -51,7 +51,7 @@ async def _tracer_provider(app: web.Application) -> AsyncIterator[None]:
     """This worker's own provider: export threads do not survive a fork, and the global
     provider can be set only once per process."""
     settings = app[SETTINGS].tracing
-    provider = tracing.build_tracer_provider(settings)
+    provider = tracing.build_tracer_provider()
     app[TELEMETRY].tracer = provider.get_tracer(tracing.INSTRUMENTATION)
     try:
         yield
