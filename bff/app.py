@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 from opentelemetry import trace
 
+from bff._compat import disable_silent_resend
 from bff.aggregate import Clients
 from bff.clients.base import DownstreamClient
 from bff.edge.guard import EdgeGuard
@@ -77,14 +78,8 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
         raise_for_status=False,
         trust_env=False,
     )
-    # aiohttp silently re-sends an idempotent request once when the connection drops
-    # (ServerDisconnectedError), even on a fresh connection. That is a second, hidden retry
-    # layer: it doubles calls to a service that resets connections and escapes our retry
-    # budget. Our policy already retries disconnects, within the budget; switch aiohttp's off.
-    # (Private attribute, the one aiohttp's own test client sets; pinned by
-    # tests/bff/test_resilience.py::TestRetries::test_retries_stop_at_max_attempts.)
-    if hasattr(session, "_retry_connection"):
-        session._retry_connection = False
+    # No hidden second retry layer under our budgeted one.
+    disable_silent_resend(session)
 
     loop_lag = LoopLag()
     loop_lag.start()
