@@ -6,7 +6,7 @@ left UNSET keeps the default written once in the settings dataclasses. Validatio
 declarative, as in the mock services: the type and its `Meta` constraints say what a value may
 be, and `read_environment` turns msgspec's message into a `SettingsError` naming the variable.
 
-Everything else is a constant next to the code that uses it, with its reason.
+Every other figure is a dataclass default in the settings modules, with its reason.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ HttpUrl = Annotated[str, msgspec.Meta(pattern=_HTTP_URL)]
 RedisUrl = Annotated[str, msgspec.Meta(pattern=_REDIS_URL)]
 Origin = Annotated[str, msgspec.Meta(pattern=_ORIGIN)]
 Network = Annotated[str, msgspec.Meta(pattern=_NETWORK)]
+# At least one instance: "BFF_PRODUCT_URL=," must not leave a service with none.
+Instances = Annotated[tuple[HttpUrl, ...], msgspec.Meta(min_length=1)]
 # RFC 7518 §3.2: an HS256 key at least as long as the hash, 256 bits.
 Secret = Annotated[str, msgspec.Meta(min_length=32)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
@@ -78,9 +80,9 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True, rename=_variable):
     # The request.
     deadline_ms: Millis | UnsetType = UNSET
     # The downstream services (a comma-separated list of instances each).
-    product_url: tuple[HttpUrl, ...] | UnsetType = UNSET
-    reviews_url: tuple[HttpUrl, ...] | UnsetType = UNSET
-    inventory_url: tuple[HttpUrl, ...] | UnsetType = UNSET
+    product_url: Instances | UnsetType = UNSET
+    reviews_url: Instances | UnsetType = UNSET
+    inventory_url: Instances | UnsetType = UNSET
     product_timeout_ms: Millis | UnsetType = UNSET
     reviews_timeout_ms: Millis | UnsetType = UNSET
     inventory_timeout_ms: Millis | UnsetType = UNSET
@@ -107,7 +109,8 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True, rename=_variable):
 
 
 _INFO = msgspec.inspect.type_info(Environment)
-assert isinstance(_INFO, msgspec.inspect.StructType)
+if not isinstance(_INFO, msgspec.inspect.StructType):  # pragma: no cover - msgspec's contract
+    raise TypeError("Environment must inspect as a Struct")
 _TYPES: dict[str, msgspec.inspect.Type] = {f.encode_name: f.type for f in _INFO.fields}
 PUBLIC: tuple[str, ...] = tuple(_TYPES)
 
@@ -160,6 +163,8 @@ def given(**values: Any) -> dict[str, Any]:
 
 def read_variable(name: str, value: str) -> Any:
     """One public variable's value, checked by its declaration (for command-line flags)."""
+    if not value.strip():
+        raise SettingsError(f"{name}: must not be empty")
     return getattr(read_environment({name: value}), name.removeprefix("BFF_").lower())
 
 
@@ -182,7 +187,8 @@ def _named(exc: msgspec.ValidationError, raw: Mapping[str, str]) -> SettingsErro
     text = message[:1].lower() + message[1:]
     if name in _CHOICES:
         text = f"must be one of {', '.join(map(str, _CHOICES[name]))}"
-    elif "matching regex" in text and name in _SHAPE_OF:
-        text = f"must be {_SHAPE_OF[name]}"
+    elif name in _SHAPE_OF and ("matching regex" in text or "`array`" in text):
+        many = ", one or more separated by commas" if name in LIST_VARIABLES else ""
+        text = f"must be {_SHAPE_OF[name]}{many}"
     shown = name if name in _NOT_ECHOED else f"{name}={raw[name]!r}"
     return SettingsError(f"{shown}: {text}")

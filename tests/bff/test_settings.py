@@ -78,6 +78,7 @@ class TestOverrides:
             ("BFF_LOG_LEVEL", "loud", "BFF_LOG_LEVEL='loud': must be one of CRITICAL, DEBUG"),
             ("BFF_PRODUCT_URL", "ftp://x", "BFF_PRODUCT_URL='ftp://x': must be an http(s) URL"),
             ("BFF_REVIEWS_URL", "127.0.0.1:8082", "BFF_REVIEWS_URL='127.0.0.1:8082': must be an"),
+            ("BFF_INVENTORY_URL", ",", "BFF_INVENTORY_URL=',': must be an http(s) URL such as"),
             ("BFF_INVENTORY_TIMEOUT_MS", "-1", "BFF_INVENTORY_TIMEOUT_MS='-1': expected `float` >"),
             ("BFF_DNS_REFRESH_S", "-1", "BFF_DNS_REFRESH_S='-1': expected `float` >= 0"),
             ("BFF_CACHE", "maybe", "BFF_CACHE='maybe': must be one of off, on"),
