@@ -27,18 +27,18 @@ from collections.abc import Callable  # noqa: E402
 from bff.effective_config import effective_config  # noqa: E402
 from bff.observability.logging import configure_logging, log  # noqa: E402
 from bff.server import run  # noqa: E402
-from bff.settings import Settings, SettingsError  # noqa: E402
-from bff.settings.parse import port, positive_int  # noqa: E402
+from bff.settings import Settings, SettingsError, read_variable, unknown_names  # noqa: E402
 
 
-def _flag(parse: Callable[[str], int]) -> Callable[[str], int]:
-    """The settings' own parser for a flag, its message shown as argparse's error."""
+def _flag(variable: str) -> Callable[[str], int]:
+    """The variable's own declaration checks the flag; its message shown as argparse's error."""
 
     def checked(raw: str) -> int:
         try:
-            return parse(raw)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            value: int = read_variable(variable, raw)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+        return value
 
     return checked
 
@@ -47,18 +47,20 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bff",
         description="Product-details BFF. Settings come from BFF_* and OTEL_* environment "
-        "variables (see README); these flags override them.",
+        "variables (docs/configuration.md); these flags override them.",
     )
     parser.add_argument("--host", help="address to listen on (BFF_HOST, default 127.0.0.1)")
-    parser.add_argument("--port", type=_flag(port), help="port (BFF_PORT, default 8080; 0 = any)")
+    parser.add_argument(
+        "--port", type=_flag("BFF_PORT"), help="port (BFF_PORT, default 8080; 0 = any)"
+    )
     parser.add_argument(
         "--admin-port",
-        type=_flag(port),
+        type=_flag("BFF_ADMIN_PORT"),
         help="port of /healthz, /readyz, /metrics (BFF_ADMIN_PORT, default 9090; 0 = any)",
     )
     parser.add_argument(
         "--workers",
-        type=_flag(positive_int),
+        type=_flag("BFF_WORKERS"),
         help="worker processes (BFF_WORKERS, default: CPU count)",
     )
     parser.add_argument(
@@ -83,10 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         parser.exit(2, f"python -m bff: invalid setting: {exc}\n")
     config = effective_config(settings)
+    warnings = unknown_names(os.environ)
     if print_config:
+        for warning in warnings:  # stdout stays pure JSON
+            print(f"python -m bff: warning: {warning}", file=sys.stderr)
         print(json.dumps(config, indent=2, sort_keys=True))
         return 0
     configure_logging(settings.log_level, settings.log_format)
+    for warning in warnings:
+        log.warning("setting_ignored", detail=warning)
     log.info("config", **config)
     return run(settings)
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from opentelemetry import trace
 
+from bff._compat import disable_silent_resend
 from bff.aggregate import Clients
 from bff.clients.base import DownstreamClient
 from bff.edge.guard import EdgeGuard
@@ -60,7 +61,7 @@ async def _tracer_provider(app: web.Application) -> AsyncIterator[None]:
     """This worker's own provider: export threads do not survive a fork, and the global
     provider can be set only once per process."""
     settings = app[SETTINGS].tracing
-    provider = tracing.build_tracer_provider(settings)
+    provider = tracing.build_tracer_provider()
     app[TELEMETRY].tracer = provider.get_tracer(tracing.INSTRUMENTATION)
     try:
         yield
@@ -87,14 +88,8 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
         raise_for_status=False,
         trust_env=False,
     )
-    # aiohttp silently re-sends an idempotent request once when the connection drops
-    # (ServerDisconnectedError), even on a fresh connection. That is a second, hidden retry
-    # layer: it doubles calls to a service that resets connections and escapes our retry
-    # budget. Our policy already retries disconnects, within the budget; switch aiohttp's off.
-    # (Private attribute, the one aiohttp's own test client sets; pinned by
-    # tests/bff/test_resilience.py::TestRetries::test_retries_stop_at_max_attempts.)
-    if hasattr(session, "_retry_connection"):
-        session._retry_connection = False
+    # No hidden second retry layer under our budgeted one.
+    disable_silent_resend(session)
 
     loop_lag = LoopLag()
     loop_lag.start()

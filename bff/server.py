@@ -27,6 +27,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.web_server import Server
 
+from bff._compat import swap_class
 from bff.admin import create_admin_app
 from bff.app import create_app
 from bff.edge.drain import drain
@@ -45,9 +46,7 @@ class BffRunner(web.AppRunner):
     """aiohttp's runner, whose protocol answers parser errors as problems (parse_errors)."""
 
     async def _make_server(self) -> Server:
-        server = await super()._make_server()
-        server.__class__ = ProblemServer
-        return server
+        return swap_class(await super()._make_server(), ProblemServer)
 
 
 def install_uvloop() -> None:

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from bff.settings.parse import port as parse_port
+from bff.settings import SettingsError, read_variable
 from deploy.topology import NGINX_DIR, Ports, nginx_conf
 
 ROOT = NGINX_DIR.parents[1]
@@ -216,11 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         "(default 8000); every other BFF_* variable reaches the instances. Ctrl-C stops all.",
     ).parse_args(argv)
     try:
-        cluster_port = parse_port(os.environ.get("BFF_CLUSTER_PORT", "8000"))
+        # The shape of a port, checked by BFF_PORT's own declaration.
+        cluster_port: int = read_variable("BFF_PORT", os.environ.get("BFF_CLUSTER_PORT", "8000"))
         if cluster_port == 0:
-            raise ValueError("must be a port number 1-65535")
-    except ValueError as exc:
-        print(f"make cluster: BFF_CLUSTER_PORT: {exc}", file=sys.stderr)
+            raise SettingsError("BFF_PORT: must be a port number 1-65535")
+    except SettingsError as exc:
+        print(f"make cluster: BFF_CLUSTER_PORT: {str(exc).partition(': ')[2]}", file=sys.stderr)
         return 2
     ports = Ports(cluster=cluster_port)
     env = dict(os.environ)

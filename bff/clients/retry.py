@@ -13,9 +13,8 @@ decided by the attempt (deadline, budget, breaker, `Retry-After`); the loop only
 sleeps.
 
 The request context is private to aiohttp-retry (`RetryClient` builds it around a session's
-`request` method, which would force us to pose as a `ClientSession`);
-tests/bff/test_resilience_client.py pins the behaviour we rely on, so an upgrade that changes
-it fails loudly there.
+`request` method, which would force us to pose as a `ClientSession`): it comes from
+`bff._compat`, and tests/bff/test_compat.py fails loudly if an upgrade changes it.
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ from typing import Any
 
 from aiohttp import ClientResponse
 from aiohttp_retry import RequestParams, RetryOptionsBase
-from aiohttp_retry.client import _RequestContext
 
+from bff._compat import RetryRequestContext
 from bff.errors import DownstreamError
 
 Attempt = Callable[[], Awaitable[ClientResponse]]
@@ -89,6 +88,6 @@ async def run_attempts(attempt: Attempt, max_attempts: int) -> None:
             raise
 
     try:
-        await _RequestContext(request, _PARAMS, _QUIET, retrying)
+        await RetryRequestContext(request, _PARAMS, _QUIET, retrying)
     except RetryableAttempt as exc:  # only when the loop ran out of attempts itself
         raise exc.error from None

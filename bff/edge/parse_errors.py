@@ -10,8 +10,8 @@ would log (a flood of garbage must not fill the disk). Other statuses (a 500 fro
 exception that escaped every middleware) keep aiohttp's answer, with our fixed headers.
 
 The subclass is swapped in by `ProblemServer.__call__`, a `web_server.Server` whose class the
-runner swaps in `bff.server.BffRunner`; `tests/bff/test_edge_defaults.py` fails if aiohttp
-stops routing parser errors through `handle_error`.
+runner swaps in `bff.server.BffRunner` (both through `bff._compat.swap_class`);
+tests/bff/test_compat.py fails if aiohttp stops routing parser errors through `handle_error`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from aiohttp.web_response import StreamResponse
 from aiohttp.web_server import Server
 
 from bff import problems, validation
+from bff._compat import swap_class
 from bff.edge.headers import stamp
 from bff.observability import metrics
 from bff.observability.logging import log
@@ -74,7 +75,7 @@ class ProblemRequestHandler(RequestHandler):
 class ProblemServer(Server):
     """aiohttp's `Server`, handing out `ProblemRequestHandler`s (same slots, same init)."""
 
+    __slots__ = ()
+
     def __call__(self) -> RequestHandler:
-        handler = super().__call__()
-        handler.__class__ = ProblemRequestHandler
-        return handler
+        return swap_class(super().__call__(), ProblemRequestHandler)

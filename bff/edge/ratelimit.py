@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 import time
 
-from limits import RateLimitItem, RateLimitItemPerSecond, storage, strategies
+from limits import RateLimitItem, RateLimitItemPerSecond, strategies
 from limits.aio import storage as aio_storage
 from limits.aio import strategies as aio_strategies
 
+from bff._compat import InlineExpiryMemoryStorage, redis_pool_of
 from bff.errors import RateLimited
 from bff.observability import metrics
 from bff.observability.logging import log
@@ -38,28 +39,21 @@ _FAIL_OPEN_PAUSE_S = 1.0
 _SWEEP_S = 1.0
 
 
-class _LoopMemoryStorage(storage.MemoryStorage):
-    """limits' MemoryStorage without its expiry thread.
-
-    Before every hit, MemoryStorage starts a `threading.Timer(0.01)` that trims expired
-    windows, unless one is still alive: under load, a new thread every 10 ms, each of which
-    must take the GIL from the event loop. Profiled under wrk at 64 connections that cost one
-    worker about a quarter of its throughput (issue 5). Here the same trim runs inline, on the
-    loop, at most once per `_SWEEP_S`. Hits stay exact in between (both strategies check the
-    times themselves); the trim only bounds memory, to about `burst` entries per client.
-    """
+class _LoopMemoryStorage(InlineExpiryMemoryStorage):
+    """limits' MemoryStorage without its expiry thread (`bff._compat` says why): the trim of
+    expired windows runs inline, on the loop, at most once per `_SWEEP_S`. Hits stay exact in
+    between (both strategies check the times themselves); the trim only bounds memory, to
+    about `burst` entries per client."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.timer.cancel()  # the one MemoryStorage.__init__ started
         self._next_sweep = 0.0
 
-    # limits calls this hook (its private `__schedule_expiry`) before every hit; pinned by a test.
-    def _MemoryStorage__schedule_expiry(self) -> None:
+    def on_hit(self) -> None:
         now = time.monotonic()
         if now >= self._next_sweep:
             self._next_sweep = now + _SWEEP_S
-            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+            self.expire()
 
 
 class RateLimiter:
@@ -112,7 +106,4 @@ class RateLimiter:
 
     async def close(self) -> None:
         if self._storage is not None:
-            client = getattr(self._storage.bridge, "storage", None)
-            pool = getattr(client, "connection_pool", None)
-            if pool is not None:
-                pool.disconnect()
+            redis_pool_of(self._storage).disconnect()

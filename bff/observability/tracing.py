@@ -27,12 +27,9 @@ from contextvars import ContextVar
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace import sampling as s
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-from bff.settings import TracingSettings
 
 INSTRUMENTATION = "bff"
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -75,23 +72,20 @@ def current_or_new() -> RequestTrace:
     return CURRENT.get() or RequestTrace.passthrough(None, None)
 
 
-def sampler_of(settings: TracingSettings) -> s.Sampler:
-    arg = settings.sampler_arg
-    return {
-        "always_on": s.ALWAYS_ON,
-        "always_off": s.ALWAYS_OFF,
-        "traceidratio": s.TraceIdRatioBased(arg),
-        "parentbased_always_on": s.ParentBased(s.ALWAYS_ON),
-        "parentbased_always_off": s.ParentBased(s.ALWAYS_OFF),
-        "parentbased_traceidratio": s.ParentBased(s.TraceIdRatioBased(arg)),
-    }[settings.sampler]
+# Our name unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES say otherwise.
+DEFAULT_SERVICE_NAME = "product-details-bff"
 
 
-def build_tracer_provider(settings: TracingSettings) -> TracerProvider:
-    """An SDK provider exporting OTLP/HTTP in batches. Starts the exporter's thread."""
-    resource = Resource.create({"service.name": settings.service_name})
-    provider = TracerProvider(resource=resource, sampler=sampler_of(settings))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.endpoint)))
+def build_tracer_provider() -> TracerProvider:
+    """An SDK provider exporting OTLP/HTTP in batches. Starts the exporter's thread.
+
+    The SDK reads its own variables: the endpoint (OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT), the
+    sampler (OTEL_TRACES_SAMPLER[_ARG]), the resource, headers, timeouts and batching."""
+    resource = Resource.create({SERVICE_NAME: DEFAULT_SERVICE_NAME}).merge(
+        OTELResourceDetector().detect()
+    )
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     # With the collector down, the batch queue fills and the SDK warns once per dropped span:
     # that would flood stderr exactly when things are already bad. Export errors still show.
     logging.getLogger("opentelemetry.sdk._shared_internal").setLevel(logging.ERROR)

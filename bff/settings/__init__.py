@@ -1,28 +1,34 @@
 """Settings as frozen data, read from the environment in exactly one place.
 
 `Settings.from_env(environ)` is the only function that looks at environment variables; tests
-pass a plain dict. Every timeout, retry, breaker and bulkhead figure lives here, none in code.
-An invalid value stops start-up with a `SettingsError` that names the variable.
+pass a plain dict, or build the dataclasses directly (`dataclasses.replace`) for a figure that
+is not a variable. The public variables are declared once (`environment.py`, the table in
+docs/configuration.md); every other figure is a default here, with its reason. An invalid value
+stops start-up with a `SettingsError` that names the variable.
 
     Settings                 server, deadline, logging              (this module)
-    ├── DownstreamSettings   x3: URLs, timeouts, retry, breaker...  (downstream.py)
-    ├── TracingSettings      OTEL_*                                 (tracing.py)
-    └── EdgeSettings         rate limit, CORS, auth, limits, drain  (edge.py)
+    ├── DownstreamSettings   x3: URLs, timeout; retry, breaker...   (downstream.py)
+    ├── TracingSettings      on or off; the SDK reads OTEL_*        (tracing.py)
+    ├── EdgeSettings         rate limit, CORS, auth, limits, drain  (edge.py)
+    └── CacheSettings        part cache, Redis tier, compression    (cache.py)
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Literal
 
+from msgspec import UNSET
+
+from bff.settings.cache import CacheSettings, cache_from
 from bff.settings.downstream import (
     BreakerSettings,
     DownstreamSettings,
     OutlierSettings,
     RetrySettings,
-    read_downstream,
+    downstream_from,
 )
 from bff.settings.edge import (
     AuthSettings,
@@ -32,22 +38,16 @@ from bff.settings.edge import (
     JwtAlgorithm,
     RateLimitSettings,
     RateLimitStrategy,
-    read_edge,
+    edge_from,
 )
-from bff.settings.parse import (
-    Reader,
-    SettingsError,
-    non_negative_float,
-    port,
-    positive_float,
-    positive_int,
-    redis_url,
-)
-from bff.settings.tracing import TracingSettings, read_tracing
+from bff.settings.environment import SettingsError, given, read_environment, read_variable
+from bff.settings.names import refuse_dangerous_names, unknown_names
+from bff.settings.tracing import TracingSettings, tracing_from
 
 __all__ = [
     "AuthSettings",
     "BreakerSettings",
+    "CacheSettings",
     "CorsSettings",
     "DownstreamSettings",
     "EdgeSettings",
@@ -61,6 +61,8 @@ __all__ = [
     "Settings",
     "SettingsError",
     "TracingSettings",
+    "read_variable",
+    "unknown_names",
 ]
 
 LogFormat = Literal["json", "console"]
@@ -78,12 +80,15 @@ class Settings:
     workers: int = 1
     deadline_ms: float = 500.0
     # Kept back from every propagated budget so a downstream's own 504 reaches us before our
-    # timer fires (network and scheduling slack).
+    # timer fires: a loopback round trip plus a scheduling slice is well under 5 ms.
     propagation_margin_ms: float = 5.0
+    # The bulkheads (512 per service) are the real cap; the pool only needs room for all three.
     max_connections: int = 2048
-    # Above this event-loop lag a timeout is blamed on this worker, not on the service.
+    # Above this event-loop lag a timeout is blamed on this worker, not on the service: a
+    # healthy loop lags under 1 ms, a saturated one tens of ms (make bench, 256 connections).
     loop_lag_neutral_ms: float = 20.0
-    # Downstream URLs given by name are re-resolved this often (seconds; 0 = resolve never):
+    # Downstream URLs given by name are re-resolved this often (seconds; 0 = off, a name is one
+    # instance that aiohttp resolves per connection):
     # each address is an instance of its own, as a headless Service lists its pods.
     dns_refresh_s: float = 10.0
     log_level: str = "INFO"
@@ -93,9 +98,10 @@ class Settings:
     # prometheus_client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR); the supervisor
     # makes one for its workers when several run and none is given.
     metrics_dir: str | None = None
-    # Shared state across workers and instances (BFF_REDIS_URL): the rate limit's storage.
+    # Shared state across workers and instances (BFF_REDIS_URL): rate limits, the cache's tier.
     redis_url: str | None = None
     edge: EdgeSettings = field(default_factory=EdgeSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
     @property
     def downstreams(self) -> tuple[DownstreamSettings, ...]:
@@ -103,57 +109,36 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, tty: bool = False) -> Settings:
-        env = os.environ if environ is None else environ
-        read = Reader(env)
-        d = _DEFAULTS
-        shared = read("BFF_REDIS_URL", redis_url, d["redis_url"])
+        environ = os.environ if environ is None else environ
+        refuse_dangerous_names(environ)
+        env = read_environment(environ)
+        redis_url = None if env.redis_url is UNSET else env.redis_url
         settings = cls(
-            product=read_downstream(read, "product"),
-            reviews=read_downstream(read, "reviews"),
-            inventory=read_downstream(read, "inventory"),
-            host=read("BFF_HOST", str, d["host"]),
-            port=read("BFF_PORT", port, d["port"]),
-            admin_port=read("BFF_ADMIN_PORT", port, d["admin_port"]),
+            product=downstream_from(env, "product"),
+            reviews=downstream_from(env, "reviews"),
+            inventory=downstream_from(env, "inventory"),
             # Unlike the dataclass (1, for tests and embedding), the command uses every core.
-            workers=read("BFF_WORKERS", positive_int, os.cpu_count() or 1),
-            deadline_ms=read("BFF_DEADLINE_MS", positive_float, d["deadline_ms"]),
-            propagation_margin_ms=read(
-                "BFF_PROPAGATION_MARGIN_MS", non_negative_float, d["propagation_margin_ms"]
+            workers=os.cpu_count() or 1 if env.workers is UNSET else env.workers,
+            log_format=("console" if tty else "json")
+            if env.log_format is UNSET
+            else env.log_format,
+            tracing=tracing_from(environ),
+            metrics_dir=environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            redis_url=redis_url,
+            edge=edge_from(env, redis_url),
+            cache=cache_from(env),
+            **given(
+                host=env.host,
+                port=env.port,
+                admin_port=env.admin_port,
+                deadline_ms=env.deadline_ms,
+                log_level=env.log_level,
+                shutdown_grace_s=env.shutdown_grace_s,
+                dns_refresh_s=env.dns_refresh_s,
             ),
-            max_connections=read("BFF_MAX_CONNECTIONS", positive_int, d["max_connections"]),
-            loop_lag_neutral_ms=read(
-                "BFF_LOOP_LAG_NEUTRAL_MS", positive_float, d["loop_lag_neutral_ms"]
-            ),
-            dns_refresh_s=read("BFF_DNS_REFRESH_S", non_negative_float, d["dns_refresh_s"]),
-            log_level=read("BFF_LOG_LEVEL", _log_level, d["log_level"]),
-            log_format=read("BFF_LOG_FORMAT", _log_format, "console" if tty else "json"),
-            shutdown_grace_s=read("BFF_SHUTDOWN_GRACE_S", positive_float, d["shutdown_grace_s"]),
-            tracing=read_tracing(read),
-            metrics_dir=read("PROMETHEUS_MULTIPROC_DIR", str, None),
-            redis_url=shared,
-            edge=read_edge(read, shared),
         )
         if settings.admin_port == settings.port != 0:
             raise SettingsError("BFF_ADMIN_PORT must differ from BFF_PORT")
         if settings.edge.drain_delay_s >= settings.shutdown_grace_s:
             raise SettingsError("BFF_DRAIN_DELAY_S must be shorter than BFF_SHUTDOWN_GRACE_S")
         return settings
-
-
-# The dataclass's own defaults, so each is written once (the reader above falls back to them).
-_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
-
-
-def _log_level(raw: str) -> str:
-    level = raw.upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
-    return level
-
-
-def _log_format(raw: str) -> LogFormat:
-    if raw == "json":
-        return "json"
-    if raw == "console":
-        return "console"
-    raise ValueError("must be 'json' or 'console'")

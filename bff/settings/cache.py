@@ -1,19 +1,27 @@
-"""Cache and compression settings: the per-part cache, its Redis tier, our answer's encoding."""
+"""Cache and compression settings: the per-part cache, its Redis tier, our answer's encoding.
+
+Operators turn the cache off (`BFF_CACHE=off`) and size its memory (`BFF_CACHE_MAX_BYTES`);
+the Redis tier is `BFF_REDIS_URL`. The rest are fixed values with their reasons."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bff.settings.parse import Reader, boolean, non_negative_int, positive_float, positive_int
+from msgspec import UNSET
 
-__all__ = ["CacheSettings", "read_cache"]
+from bff.settings.environment import Environment, given
+
+__all__ = ["CacheSettings", "cache_from"]
 
 
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
     enabled: bool = True  # BFF_CACHE=off: no part cache, no coalescing
-    max_bytes: int = 64 * 1024 * 1024  # memory tier, per worker
-    max_ttl_s: float = 86_400.0  # no service's max-age or stale window is kept longer
+    # Memory tier, per worker (BFF_CACHE_MAX_BYTES): sized against the container's memory.
+    max_bytes: int = 64 * 1024 * 1024
+    # A day: no service's max-age or stale window is kept longer, whatever it says, so a
+    # mistaken "max-age=31536000" costs a day at most.
+    max_ttl_s: float = 86_400.0
     # redis://host:port[/db]: a second tier shared by every worker and instance.
     redis_url: str | None = None
     # Per Redis lookup (one round trip is ~0.1-0.3 ms on a LAN); past it, a miss.
@@ -22,23 +30,12 @@ class CacheSettings:
     compress_min_bytes: int = 1024
 
 
-def read_cache(read: Reader) -> CacheSettings:
+def cache_from(env: Environment) -> CacheSettings:
     """A variable not set keeps the dataclass's default (written once, above)."""
-    d = _DEFAULT
     return CacheSettings(
-        enabled=read("BFF_CACHE", boolean, d.enabled),
-        max_bytes=read("BFF_CACHE_MAX_BYTES", positive_int, d.max_bytes),
-        max_ttl_s=read("BFF_CACHE_MAX_TTL_S", positive_float, d.max_ttl_s),
-        redis_url=read("BFF_REDIS_URL", _redis_url, d.redis_url),
-        redis_timeout_ms=read("BFF_CACHE_REDIS_TIMEOUT_MS", positive_float, d.redis_timeout_ms),
-        compress_min_bytes=read("BFF_COMPRESS_MIN_BYTES", non_negative_int, d.compress_min_bytes),
+        **given(
+            enabled=UNSET if env.cache is UNSET else env.cache == "on",
+            max_bytes=env.cache_max_bytes,
+            redis_url=env.redis_url,
+        )
     )
-
-
-_DEFAULT = CacheSettings()
-
-
-def _redis_url(raw: str) -> str:
-    if not raw.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
-    return raw

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 import pytest
 from bff_support import KINDS, BffClient, MakeBff, Mocks
 from pytest_aiohttp import AiohttpClient, AiohttpServer
+from settings_support import tuned
 
 from bff.admin import create_admin_app
 from bff.app import create_app
@@ -29,11 +30,12 @@ async def mocks(aiohttp_server: AiohttpServer) -> AsyncIterator[Mocks]:
 
 @pytest.fixture
 def make_bff(aiohttp_client: AiohttpClient, mocks: Mocks) -> MakeBff:
-    """Build a BFF from an environment dict (on top of the mocks' URLs) and return a client."""
+    """Build a BFF from environment variables (on top of the mocks' URLs), and `fields`, the
+    dotted settings no variable sets (`{"reviews.breaker.min_calls": 3}`); return a client."""
 
-    async def make(**env: Any) -> BffClient:
+    async def make(fields: Mapping[str, Any] | None = None, **env: Any) -> BffClient:
         settings = Settings.from_env({**mocks.env(), **{k: str(v) for k, v in env.items()}})
-        return await aiohttp_client(create_app(settings))
+        return await aiohttp_client(create_app(tuned(settings, fields or {})))
 
     return make
 

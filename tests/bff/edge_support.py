@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,7 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from settings_support import tuned
 
 from bff.app import create_app
 from bff.server import make_runner
@@ -92,9 +93,13 @@ def tamper_payload(token: str, **changes: Any) -> str:
 
 
 @asynccontextmanager
-async def real_bff(env: dict[str, str]) -> AsyncIterator[tuple[str, int, web.Application]]:
-    """The BFF on the runner `python -m bff` uses (server limits included), on 127.0.0.1:0."""
+async def real_bff(
+    env: dict[str, str], fields: Mapping[str, Any] | None = None
+) -> AsyncIterator[tuple[str, int, web.Application]]:
+    """The BFF on the runner `python -m bff` uses (server limits included), on 127.0.0.1:0;
+    `fields`: dotted settings no variable sets (`{"edge.max_headers": 50}`)."""
     settings = Settings.from_env({"BFF_HOST": "127.0.0.1", "BFF_PORT": "0", **env})
+    settings = tuned(settings, fields or {})
     app = create_app(settings)
     runner = make_runner(app, settings)
     await runner.setup()

@@ -106,7 +106,7 @@ class TestValidTokens:
         assert seen["authorization"] == f"Bearer {token}"
 
     async def test_expired_within_leeway_is_accepted(self, make_bff: MakeBff) -> None:
-        client = await make_bff(**HS_ENV, BFF_AUTH_JWT_LEEWAY_S="30")
+        client = await make_bff(**HS_ENV)  # 30 s of leeway
         status, _, _ = await get(client, hs256(claims(exp=int(time.time()) - 5)))
         assert status == 200
 
@@ -218,18 +218,19 @@ class TestAuthSettings:
             ),
             ({"BFF_AUTH_JWT_ALGORITHM": "none"}, "BFF_AUTH_JWT_ALGORITHM"),
             ({"BFF_AUTH_JWT_ALGORITHM": "HS256"}, "BFF_AUTH_JWT_ALGORITHM"),
-            ({"BFF_AUTH_JWT_PUBLIC_KEY_FILE": "/nonexistent.pem"}, "BFF_AUTH_JWT_PUBLIC_KEY_FILE"),
+            # Replaced by the PEM itself: ignoring it would leave the API open.
+            ({"BFF_AUTH_JWT_PUBLIC_KEY_FILE": "/key.pem"}, "BFF_AUTH_JWT_PUBLIC_KEY_FILE is repl"),
+            # A misspelt auth variable stops start-up too, naming the one meant.
+            ({"BFF_AUTH_JWT_SECRT": SECRET}, "did you mean BFF_AUTH_JWT_SECRET"),
         ],
     )
     def test_invalid(self, env: dict[str, str], names: str) -> None:
         with pytest.raises(SettingsError, match=names):
             Settings.from_env(env)
 
-    def test_algorithm_follows_the_key(self, tmp_path: Any) -> None:
+    def test_algorithm_follows_the_key(self) -> None:
         assert Settings.from_env({"BFF_AUTH_JWT_SECRET": SECRET}).edge.auth.algorithm == "HS256"
-        pem = tmp_path / "key.pem"
-        pem.write_text(public_pem(EC))
-        env = {"BFF_AUTH_JWT_PUBLIC_KEY_FILE": str(pem)}
+        env = {"BFF_AUTH_JWT_PUBLIC_KEY": public_pem(EC)}
         assert Settings.from_env(env).edge.auth.algorithm == "ES256"
         one_line = public_pem(RSA).replace("\n", "\\n")
         env = {"BFF_AUTH_JWT_PUBLIC_KEY": one_line}

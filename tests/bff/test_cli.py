@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def test_serves_and_stops_cleanly(workers: int, sig: int) -> None:
 
 @pytest.mark.parametrize(
     ("flag", "message"),
-    [("--port=99999", "port number 0-65535"), ("--workers=0", "integer >= 1")],
+    [("--port=99999", "argument --port: expected `int` <= 65535"), ("--workers=0", "`int` >= 1")],
 )
 def test_an_invalid_flag_is_refused_with_the_settings_message(flag: str, message: str) -> None:
     out = subprocess.run(
@@ -80,3 +81,19 @@ def test_an_invalid_flag_is_refused_with_the_settings_message(flag: str, message
     )
     assert out.returncode == 2
     assert message in out.stderr
+
+
+def test_an_unknown_variable_is_a_warning_naming_the_closest_setting() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bff", "--print-config"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env({"BFF_DEADLINE_MSS": "300"}),
+    )
+    assert out.returncode == 0
+    assert out.stderr == (
+        "python -m bff: warning: "
+        "BFF_DEADLINE_MSS is not a setting (did you mean BFF_DEADLINE_MS?)\n"
+    )
+    assert json.loads(out.stdout)["deadline_ms"] == 500.0

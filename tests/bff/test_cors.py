@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from bff_support import BffClient, MakeBff, Mocks
 
-from bff.settings import Settings, SettingsError
+from bff.settings import CorsSettings, Settings, SettingsError
 
 SHOP = "https://shop.example"
 EVIL = "https://evil.example"
@@ -85,7 +85,7 @@ class TestResponses:
             assert resp.headers["Vary"] == "Origin"
 
     async def test_credentials(self, make_bff: MakeBff) -> None:
-        client = await make_bff(**ENV, BFF_CORS_ALLOW_CREDENTIALS="true")
+        client = await make_bff({"edge.cors.allow_credentials": True}, **ENV)
         async with client.get("/product-details/P001", headers={"Origin": SHOP}) as resp:
             assert resp.headers["Access-Control-Allow-Origin"] == SHOP
             assert resp.headers["Access-Control-Allow-Credentials"] == "true"
@@ -98,10 +98,9 @@ class TestResponses:
 
 
 class TestSettings:
-    def test_wildcard_with_credentials_is_refused(self) -> None:
-        env = {"BFF_CORS_ORIGINS": "*", "BFF_CORS_ALLOW_CREDENTIALS": "1"}
-        with pytest.raises(SettingsError, match="BFF_CORS_ORIGINS"):
-            Settings.from_env(env)
+    def test_wildcard_with_credentials_cannot_be_built(self) -> None:
+        with pytest.raises(ValueError, match="'\\*' cannot be combined with credentials"):
+            CorsSettings(origins=("*",), allow_credentials=True)
 
     @pytest.mark.parametrize("value", ["shop.example", "https://shop.example/path", "ftp://x"])
     def test_not_an_origin(self, value: str) -> None:

@@ -77,15 +77,15 @@ async def hostile(request: pytest.FixtureRequest) -> AsyncIterator[HostileServer
     await server.stop()
 
 
-async def bff_on(make_bff: MakeBff, hostile: HostileServer, **env: Any) -> BffClient:
+async def bff_on(make_bff: MakeBff, hostile: HostileServer, **fields: Any) -> BffClient:
     """A BFF on the hostile server (all three services), with a short deadline and reset;
-    `env` is for the hostile service (`BREAKER_MIN_CALLS=3` -> `BFF_REVIEWS_BREAKER_...`)."""
-    service = f"BFF_{hostile.kind.upper()}_"
+    `fields` are the hostile service's (`breaker__min_calls=3` -> `reviews.breaker.min_calls`)."""
+    service = {"breaker__reset_timeout_s": RESET_S, **fields}
     return await make_bff(
+        {f"{hostile.kind}.{k.replace('__', '.')}": v for k, v in service.items()},
         BFF_DEADLINE_MS=DEADLINE_MS,
         BFF_RATE_LIMIT_RATE=0,
         **{f"BFF_{kind.upper()}_URL": hostile.url for kind in KINDS},
-        **{f"{service}{k}": v for k, v in {"BREAKER_RESET_S": RESET_S, **env}.items()},
     )
 
 
@@ -123,7 +123,7 @@ class TestHostileCorpus:
     ) -> None:
         """Each case meets the service itself (a breaker that never opens), one at a time."""
         kind = hostile.kind
-        bff = await bff_on(make_bff, hostile, BREAKER_MIN_CALLS=1_000_000)
+        bff = await bff_on(make_bff, hostile, breaker__min_calls=1_000_000)
         got, broken = {}, []
         for case in CASES:
             got[case], promises = await outcome(bff, kind, case)
@@ -137,8 +137,8 @@ class TestHostileCorpus:
         """Whatever the probe meets, the breaker is not stuck: after the reset timeout the next
         call is a probe again, and a healthy answer closes the breaker."""
         kind = hostile.kind
-        env = {"BREAKER_MIN_CALLS": 1, "BREAKER_FAILURE_RATE": 0.01, "RETRY_ATTEMPTS": 1}
-        bff = await bff_on(make_bff, hostile, **env)
+        fields = {"breaker__min_calls": 1, "breaker__failure_rate": 0.01, "retry__max_attempts": 1}
+        bff = await bff_on(make_bff, hostile, **fields)
         breaker = breaker_of(bff, kind)
         got, broken = {}, []
         for case in CASES:
@@ -163,7 +163,9 @@ class TestHealing:
         self, make_bff: MakeBff, hostile: HostileServer
     ) -> None:
         kind, reset_s = hostile.kind, 1.0
-        bff = await bff_on(make_bff, hostile, BREAKER_MIN_CALLS=3, BREAKER_RESET_S=reset_s)
+        bff = await bff_on(
+            make_bff, hostile, breaker__min_calls=3, breaker__reset_timeout_s=reset_s
+        )
         breaker = breaker_of(bff, kind)
         for _ in range(3):
             await outcome(bff, kind, "truncated_chunked")

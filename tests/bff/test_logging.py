@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from pytest_aiohttp import AiohttpClient
+from settings_support import tuned
 
 from bff.app import create_app
 from bff.handlers import product_details as handler_module
@@ -95,8 +96,8 @@ class TestAccessLine:
         exporter = InMemorySpanExporter()
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-        env = {**mocks.env(), "BFF_REVIEWS_BREAKER_MIN_CALLS": "1"}
-        bff = await aiohttp_client(create_app(Settings.from_env(env), tracer_provider=provider))
+        settings = tuned(Settings.from_env(mocks.env()), {"reviews.breaker.min_calls": 1})
+        bff = await aiohttp_client(create_app(settings, tracer_provider=provider))
         await mocks.faults("reviews", error_rate=1)
         async with bff.get("/product-details/P001") as resp:
             assert resp.status == 200
@@ -115,7 +116,7 @@ class TestNothingSensitive:
         self, make_bff: MakeBff, mocks: Mocks, log_lines: LogLines
     ) -> None:
         await mocks.faults("reviews", error_rate=1)  # more lines: retries, a breaker, a 5xx
-        bff = await make_bff(BFF_REVIEWS_BREAKER_MIN_CALLS=1)
+        bff = await make_bff({"reviews.breaker.min_calls": 1})
         headers = {"Authorization": SECRETS[0], "Cookie": SECRETS[1]}
         for path in ("/product-details/P001", "/product-details/bad!id", "/nope"):
             async with bff.get(path, headers=headers) as resp:

@@ -74,7 +74,7 @@ class TestSingleWorker:
         self, make_bff: MakeBff, mocks: Mocks, admin_for: AdminFor
     ) -> None:
         await mocks.faults("reviews", error_rate=1)
-        bff = await make_bff(BFF_DEADLINE_MS=400, BFF_REVIEWS_BREAKER_MIN_CALLS=2)
+        bff = await make_bff({"reviews.breaker.min_calls": 2}, BFF_DEADLINE_MS=400)
         admin = await admin_for(bff)
         before = await scrape(admin)
         async with bff.get("/product-details/P001") as resp:

@@ -24,8 +24,8 @@ from mock_services import create_service_app
 def make_bff(make_bff: MakeBff) -> MakeBff:
     """These tests send hundreds of requests from one address: no per-client rate limit."""
 
-    async def make(**env: Any) -> BffClient:
-        return await make_bff(**{"BFF_RATE_LIMIT_RATE": 0, **env})
+    async def make(fields: dict[str, Any] | None = None, **env: Any) -> BffClient:
+        return await make_bff(fields, **{"BFF_RATE_LIMIT_RATE": 0, **env})
 
     return make
 
@@ -74,7 +74,7 @@ class TestRetries:
     async def test_retries_stop_at_max_attempts(
         self, make_bff: MakeBff, mocks: Mocks, fault: dict[str, Any]
     ) -> None:
-        bff = await make_bff(BFF_REVIEWS_RETRY_ATTEMPTS=3, BFF_REVIEWS_BREAKER_MIN_CALLS=100)
+        bff = await make_bff({"reviews.retry.max_attempts": 3, "reviews.breaker.min_calls": 100})
         await mocks.faults("reviews", latency_ms=1, **fault)
         async with bff.get("/product-details/P001") as resp:
             body = await resp.json()
@@ -91,7 +91,7 @@ class TestRetryBudget:
         self, make_bff: MakeBff, mocks: Mocks, error_rate: float
     ) -> None:
         # A breaker that never opens, so only the budget limits the calls.
-        bff = await make_bff(BFF_REVIEWS_BREAKER_MIN_CALLS=100_000)
+        bff = await make_bff({"reviews.breaker.min_calls": 100_000})
         await mocks.faults("reviews", latency_ms=1, error_rate=error_rate, seed=3)
         n = 200
         results = await get_many(bff, n)
@@ -108,10 +108,10 @@ class TestCircuitBreaker:
     """After `min_calls` failures in a row (a 100 % failure rate) no call is made; after the
     reset time one probe decides."""
 
-    ENV: ClassVar[dict[str, float]] = {
-        "BFF_REVIEWS_BREAKER_MIN_CALLS": 3,
-        "BFF_REVIEWS_BREAKER_RESET_S": 0.5,
-        "BFF_REVIEWS_RETRY_ATTEMPTS": 1,
+    FIELDS: ClassVar[dict[str, float]] = {
+        "reviews.breaker.min_calls": 3,
+        "reviews.breaker.reset_timeout_s": 0.5,
+        "reviews.retry.max_attempts": 1,
     }
 
     async def _open(self, bff: BffClient, mocks: Mocks) -> None:
@@ -122,7 +122,7 @@ class TestCircuitBreaker:
         assert clients_of(bff).reviews.breaker.state == "open"
 
     async def test_open_breaker_makes_no_calls(self, make_bff: MakeBff, mocks: Mocks) -> None:
-        bff = await make_bff(**self.ENV)
+        bff = await make_bff(self.FIELDS)
         await self._open(bff, mocks)
         before = await mocks.requests("reviews")
         results = await get_many(bff, 20)
@@ -133,7 +133,7 @@ class TestCircuitBreaker:
         self, make_bff: MakeBff, mocks: Mocks
     ) -> None:
         # A slow probe (800 ms) keeps the half-open window wide, even on a busy machine.
-        bff = await make_bff(**self.ENV, BFF_DEADLINE_MS=2000, BFF_REVIEWS_TIMEOUT_MS=1500)
+        bff = await make_bff(self.FIELDS, BFF_DEADLINE_MS=2000, BFF_REVIEWS_TIMEOUT_MS=1500)
         await self._open(bff, mocks)
         await mocks.faults("reviews", latency_ms=800)  # healthy again, and slow
         await asyncio.sleep(0.6)
@@ -147,7 +147,7 @@ class TestCircuitBreaker:
             assert (await resp.json())["degraded"] == {}
 
     async def test_a_bad_probe_reopens_the_breaker(self, make_bff: MakeBff, mocks: Mocks) -> None:
-        bff = await make_bff(**self.ENV)
+        bff = await make_bff(self.FIELDS)
         await self._open(bff, mocks)
         await asyncio.sleep(0.6)
         before = await mocks.requests("reviews")
@@ -160,9 +160,11 @@ class TestCircuitBreaker:
         self, make_bff: MakeBff, mocks: Mocks
     ) -> None:
         bff = await make_bff(
-            BFF_PRODUCT_BREAKER_MIN_CALLS=2,
-            BFF_PRODUCT_BREAKER_RESET_S=30,
-            BFF_PRODUCT_RETRY_ATTEMPTS=1,
+            {
+                "product.breaker.min_calls": 2,
+                "product.breaker.reset_timeout_s": 30,
+                "product.retry.max_attempts": 1,
+            }
         )
         await mocks.faults("product", latency_ms=1, error_rate=1)
         for _ in range(2):
@@ -178,7 +180,7 @@ class TestCircuitBreaker:
         self, make_bff: MakeBff, mocks: Mocks
     ) -> None:
         """The product failed, so the BFF cancelled reviews: that says nothing about reviews."""
-        bff = await make_bff(BFF_REVIEWS_BREAKER_MIN_CALLS=2, BFF_PRODUCT_RETRY_ATTEMPTS=1)
+        bff = await make_bff({"reviews.breaker.min_calls": 2, "product.retry.max_attempts": 1})
         await mocks.faults("product", latency_ms=1, error_rate=1, error_status=500)
         await mocks.faults("reviews", latency_ms=2000)
         for _ in range(4):
@@ -190,7 +192,7 @@ class TestCircuitBreaker:
     async def test_a_cancelled_probe_neither_closes_nor_blocks_the_breaker(
         self, make_bff: MakeBff, mocks: Mocks
     ) -> None:
-        bff = await make_bff(**self.ENV, BFF_PRODUCT_RETRY_ATTEMPTS=1)
+        bff = await make_bff({**self.FIELDS, "product.retry.max_attempts": 1})
         await self._open(bff, mocks)
         await asyncio.sleep(0.6)
         await mocks.faults("reviews", latency_ms=2000)
@@ -211,7 +213,7 @@ class TestCircuitBreaker:
         self, make_bff: MakeBff, mocks: Mocks
     ) -> None:
         """Otherwise any client could trip our breakers with `X-Request-Timeout-Ms: 1`."""
-        bff = await make_bff(BFF_REVIEWS_BREAKER_MIN_CALLS=2)
+        bff = await make_bff({"reviews.breaker.min_calls": 2})
         await mocks.faults("reviews", latency_ms=300)
         for _ in range(5):
             async with bff.get(
@@ -226,11 +228,14 @@ class TestCircuitBreaker:
     ) -> None:
         bff = await make_bff(
             BFF_REVIEWS_TIMEOUT_MS=150,
-            # A wide margin: the mock's 504 must beat our own timer even on a busy machine.
-            BFF_PROPAGATION_MARGIN_MS=60,
-            BFF_LOOP_LAG_NEUTRAL_MS=500,  # a busy test machine must not make the 504 neutral
-            BFF_REVIEWS_RETRY_ATTEMPTS=1,
-            BFF_REVIEWS_BREAKER_MIN_CALLS=50,
+            fields={
+                # A wide margin: the mock's 504 must beat our own timer even on a busy machine.
+                "propagation_margin_ms": 60,
+                # A busy test machine must not make the 504 neutral.
+                "loop_lag_neutral_ms": 500,
+                "reviews.retry.max_attempts": 1,
+                "reviews.breaker.min_calls": 50,
+            },
         )
         await mocks.faults("reviews", latency_ms=1000)
         async with bff.get("/product-details/P001") as resp:
@@ -259,9 +264,11 @@ class TestInstances:
             await dead.faults(latency_ms=0, reset_rate=1)  # accepts, then drops the connection
             bff = await make_bff(
                 BFF_PRODUCT_URL=f"{live.url},{dead.url}",
-                BFF_PRODUCT_EJECT_AFTER=2,
-                BFF_PRODUCT_EJECT_BASE_S=0.5,
-                BFF_PRODUCT_BREAKER_MIN_CALLS=1000,
+                fields={
+                    "product.outlier.consecutive_failures": 2,
+                    "product.outlier.base_ejection_s": 0.5,
+                    "product.breaker.min_calls": 1000,
+                },
             )
             results = await get_many(bff, 40, concurrency=4)
             assert [status for status, _ in results] == [200] * 40
@@ -286,10 +293,13 @@ class TestInstances:
                 await instance.faults(latency_ms=0, error_rate=1)
             bff = await make_bff(
                 BFF_PRODUCT_URL=f"{a.url},{b.url}",
-                BFF_PRODUCT_RETRY_ATTEMPTS=2,
-                BFF_PRODUCT_RETRY_BUDGET_MIN=100,  # this test is about where, not how many
-                BFF_PRODUCT_EJECT_AFTER=1000,
-                BFF_PRODUCT_BREAKER_MIN_CALLS=1000,
+                fields={
+                    "product.retry.max_attempts": 2,
+                    # This test is about where, not how many.
+                    "product.retry.budget_min_retries": 100,
+                    "product.outlier.consecutive_failures": 1000,
+                    "product.breaker.min_calls": 1000,
+                },
             )
             for _ in range(5):
                 async with bff.get("/product-details/P001") as resp:
@@ -304,7 +314,7 @@ class TestBulkhead:
         self, make_bff: MakeBff, mocks: Mocks
     ) -> None:
         bff = await make_bff(
-            BFF_REVIEWS_MAX_IN_FLIGHT=2, BFF_DEADLINE_MS=2000, BFF_REVIEWS_TIMEOUT_MS=1500
+            {"reviews.max_in_flight": 2}, BFF_DEADLINE_MS=2000, BFF_REVIEWS_TIMEOUT_MS=1500
         )
         await mocks.faults("reviews", latency_ms=400)
         results = await get_many(bff, 3, concurrency=3)
@@ -313,7 +323,7 @@ class TestBulkhead:
 
     async def test_product_bulkhead_full_is_503(self, make_bff: MakeBff, mocks: Mocks) -> None:
         bff = await make_bff(
-            BFF_PRODUCT_MAX_IN_FLIGHT=1, BFF_DEADLINE_MS=2000, BFF_PRODUCT_TIMEOUT_MS=1500
+            {"product.max_in_flight": 1}, BFF_DEADLINE_MS=2000, BFF_PRODUCT_TIMEOUT_MS=1500
         )
         await mocks.faults("product", latency_ms=400)
         results = await get_many(bff, 2, concurrency=2)

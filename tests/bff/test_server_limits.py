@@ -21,8 +21,7 @@ Target = tuple[str, int]
 
 @pytest.fixture
 async def target(mocks: Mocks) -> AsyncIterator[Target]:
-    env = {**mocks.env(), "BFF_KEEPALIVE_TIMEOUT_S": "0.5"}
-    async with real_bff(env) as (host, port, _app):
+    async with real_bff(mocks.env(), {"edge.keepalive_timeout_s": 0.5}) as (host, port, _app):
         yield host, port
 
 

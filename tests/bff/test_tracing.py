@@ -22,9 +22,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from pytest_aiohttp import AiohttpClient, AiohttpServer
+from settings_support import tuned
 
 from bff.app import create_app
 from bff.keys import TELEMETRY
+from bff.observability.tracing import build_tracer_provider
 from bff.settings import Settings, SettingsError
 from mock_services import create_service_app
 
@@ -63,8 +65,9 @@ async def traced_mocks(
 def traced_bff(
     aiohttp_client: AiohttpClient, traced_mocks: Mocks, exporter: InMemorySpanExporter
 ) -> Any:
-    async def make(**env: Any) -> BffClient:
+    async def make(fields: dict[str, Any] | None = None, **env: Any) -> BffClient:
         settings = Settings.from_env({**traced_mocks.env(), **{k: str(v) for k, v in env.items()}})
+        settings = tuned(settings, fields or {})
         app = create_app(settings, tracer_provider=provider(exporter, "product-details-bff"))
         return await aiohttp_client(app)
 
@@ -211,7 +214,9 @@ class TestDecisionsShowInTheTrace:
         self, traced_bff: Any, traced_mocks: Mocks, exporter: InMemorySpanExporter
     ) -> None:
         await traced_mocks.faults("inventory", error_rate=1)
-        bff = await traced_bff(BFF_INVENTORY_BREAKER_MIN_CALLS=1, BFF_INVENTORY_RETRY_ATTEMPTS=1)
+        bff = await traced_bff(
+            {"inventory.breaker.min_calls": 1, "inventory.retry.max_attempts": 1}
+        )
         async with bff.get("/product-details/P001") as resp:
             assert (await resp.json())["degraded"] == {"inventory": "unavailable"}
         server, _ = bff_spans(exporter)
@@ -283,22 +288,22 @@ class TestTracingOff:
 
 
 class TestSettings:
-    """Only the standard OTEL_* variables decide; nothing configured means off."""
+    """Whether to trace is ours to decide (nothing configured means off); the rest of OTEL_*
+    is the SDK's own reading."""
 
     def test_off_by_default(self) -> None:
         assert not Settings.from_env({}).tracing.enabled
 
-    def test_endpoint_turns_it_on(self) -> None:
-        tracing = Settings.from_env(
-            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/", "OTEL_SERVICE_NAME": "x"}
-        ).tracing
-        assert tracing.enabled
-        assert tracing.endpoint == "http://collector:4318/v1/traces"
-        assert tracing.service_name == "x"
-
-    def test_traces_endpoint_is_used_as_is(self) -> None:
-        env = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/custom"}
-        assert Settings.from_env(env).tracing.endpoint == "http://c:4318/custom"
+    @pytest.mark.parametrize(
+        "on",
+        [
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"},
+            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/custom"},
+            {"OTEL_TRACES_EXPORTER": "otlp"},
+        ],
+    )
+    def test_an_endpoint_or_the_otlp_exporter_turns_it_on(self, on: dict[str, str]) -> None:
+        assert Settings.from_env(on).tracing.enabled
 
     @pytest.mark.parametrize(
         "off", [{"OTEL_SDK_DISABLED": "true"}, {"OTEL_TRACES_EXPORTER": "none"}]
@@ -307,23 +312,33 @@ class TestSettings:
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", **off}
         assert not Settings.from_env(env).tracing.enabled
 
-    def test_sampler(self) -> None:
-        env = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
-        tracing = Settings.from_env(env).tracing
-        assert (tracing.sampler, tracing.sampler_arg) == ("parentbased_traceidratio", 0.1)
+    def test_an_exporter_we_do_not_ship_stops_start_up(self) -> None:
+        with pytest.raises(SettingsError, match="OTEL_TRACES_EXPORTER"):
+            Settings.from_env({"OTEL_TRACES_EXPORTER": "zipkin"})
 
-    @pytest.mark.parametrize(
-        ("name", "value"),
-        [
-            ("OTEL_TRACES_SAMPLER", "sometimes"),
-            ("OTEL_TRACES_SAMPLER_ARG", "2"),
-            ("OTEL_TRACES_EXPORTER", "zipkin"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
-        ],
-    )
-    def test_invalid_values_name_the_variable(self, name: str, value: str) -> None:
-        with pytest.raises(SettingsError, match=name):
-            Settings.from_env({name: value})
+    def test_the_sdk_reads_name_sampler_and_endpoint(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "shop-bff")
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.1")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")
+        provider = build_tracer_provider()
+        try:
+            assert provider.resource.attributes["service.name"] == "shop-bff"
+            assert "TraceIdRatioBased{0.1}" in provider.sampler.get_description()
+            (processor,) = provider._active_span_processor._span_processors
+            exporter = processor.span_exporter  # type: ignore[attr-defined]
+            assert exporter._endpoint == "http://collector:4318/v1/traces"
+        finally:
+            provider.shutdown()
+
+    def test_our_service_name_unless_told_otherwise(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+        monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+        provider = build_tracer_provider()
+        try:
+            assert provider.resource.attributes["service.name"] == "product-details-bff"
+        finally:
+            provider.shutdown()
 
 
 class TestCollectorDown:
@@ -336,9 +351,9 @@ class TestCollectorDown:
         with socket.socket() as s:  # a port nobody listens on
             s.bind(("127.0.0.1", 0))
             dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-        settings = Settings.from_env(
-            {**mocks.env(), "OTEL_EXPORTER_OTLP_ENDPOINT": dead, "OTEL_BSP_SCHEDULE_DELAY": "1"}
-        )
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", dead)  # read by the SDK too
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "1")
+        settings = Settings.from_env({**mocks.env(), "OTEL_EXPORTER_OTLP_ENDPOINT": dead})
         assert settings.tracing.enabled
         settings = dataclasses.replace(
             settings, tracing=dataclasses.replace(settings.tracing, flush_timeout_s=0.3)

@@ -1,0 +1,129 @@
+"""Every private API of a library we rely on, in one place.
+
+A private name can change in any release without notice. Each use below is checked when this
+module is imported (a missing name raises `CompatError` at start, never a silent no-op), and
+pinned by a behaviour test in tests/bff/test_compat.py that fails loudly when the library
+changes under it. No other module touches these names.
+
+    aiohttp         ClientSession._retry_connection      the client's silent re-send
+                    AppRunner._make_server               the runner's Server, whose class we swap
+                    Server.__call__ -> RequestHandler    the protocol, whose class we swap
+    aiohttp-retry   client._RequestContext               the retry loop without a ClientSession
+    limits          MemoryStorage's expiry hook          no timer thread per hit
+                    RedisStorage.bridge.storage          the Redis client, to close its pool
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
+from aiohttp_retry import client as _retry_client
+from limits import storage as _limits_storage
+from limits.aio import storage as _limits_aio_storage
+
+__all__ = [
+    "CompatError",
+    "InlineExpiryMemoryStorage",
+    "RetryRequestContext",
+    "disable_silent_resend",
+    "redis_pool_of",
+    "swap_class",
+]
+
+
+class CompatError(RuntimeError):
+    """A library no longer has the private name we rely on: pin it, or adapt this module."""
+
+
+def _require(owner: object, name: str, library: str) -> None:
+    if not hasattr(owner, name):
+        raise CompatError(f"{library}: {getattr(owner, '__qualname__', owner)}.{name} is gone")
+
+
+T = TypeVar("T")
+
+
+def swap_class(obj: object, cls: type[T]) -> T:
+    """`obj` as an instance of `cls`, a subclass of its class that adds only methods.
+
+    Used where a library builds the object itself and offers no factory: the runner's Server
+    and the Server's RequestHandler. Refused when `cls` would change the object's layout."""
+    base = type(obj)
+    if cls.__bases__ != (base,) or cls.__dict__.get("__slots__", None) != ():
+        raise CompatError(f"{cls.__qualname__} must subclass {base.__qualname__} with no slots")
+    obj.__class__ = cls
+    return obj  # type: ignore[return-value]
+
+
+# -- aiohttp: the client ----------------------------------------------------------------------
+
+
+def disable_silent_resend(session: aiohttp.ClientSession) -> None:
+    """Switch off aiohttp's own re-send of an idempotent request whose connection dropped.
+
+    aiohttp re-sends once on `ServerDisconnectedError`, even on a fresh connection: a second,
+    hidden retry layer that doubles calls to a service that resets connections and escapes
+    our retry budget (our policy retries disconnects itself). The switch is the private
+    attribute aiohttp's own test client sets."""
+    if getattr(session, "_retry_connection", None) is not True:
+        raise CompatError("aiohttp: ClientSession._retry_connection is gone or not a flag")
+    session._retry_connection = False
+
+
+# -- aiohttp: the server ----------------------------------------------------------------------
+
+_require(web.AppRunner, "_make_server", "aiohttp")
+_require(Server, "__call__", "aiohttp")
+_require(RequestHandler, "handle_error", "aiohttp")
+
+
+# -- aiohttp-retry ----------------------------------------------------------------------------
+
+_require(_retry_client, "_RequestContext", "aiohttp-retry")
+# The loop RetryClient runs around a session's `request`: `RetryRequestContext(request_func,
+# params_list, logger, retry_options)`, awaited. Public RetryClient would make us pose as a
+# ClientSession; the context takes any request function.
+RetryRequestContext: Any = _retry_client._RequestContext
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+_require(_limits_storage.MemoryStorage, "_MemoryStorage__schedule_expiry", "limits")
+_require(_limits_storage.MemoryStorage, "_MemoryStorage__expire_events", "limits")
+
+
+class InlineExpiryMemoryStorage(_limits_storage.MemoryStorage):
+    """limits' MemoryStorage without its expiry thread: `on_hit()` runs instead.
+
+    Before every hit MemoryStorage calls its private `__schedule_expiry`, which starts a
+    `threading.Timer(0.01)` to trim expired windows unless one is alive: under load a new
+    thread every 10 ms, each taking the GIL from the event loop (profiled under wrk at 64
+    connections: a quarter of a worker's throughput). A subclass decides when to `expire()`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer.cancel()  # the one MemoryStorage.__init__ started
+
+    def _MemoryStorage__schedule_expiry(self) -> None:
+        self.on_hit()
+
+    def on_hit(self) -> None:
+        """Called before every hit, on the caller's thread."""
+
+    def expire(self) -> None:
+        """Trim the expired windows now."""
+        self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
+def redis_pool_of(storage: _limits_aio_storage.RedisStorage) -> Any:
+    """The connection pool of the Redis client inside limits' storage (to close it at stop:
+    limits has no close of its own)."""
+    client = getattr(storage.bridge, "storage", None)
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:
+        raise CompatError("limits: RedisStorage.bridge.storage.connection_pool is gone")
+    return pool

@@ -1,0 +1,189 @@
+"""Each private API in `bff._compat` still does what we rely on: an upgrade of aiohttp,
+aiohttp-retry or limits that changes one fails here, by name, not somewhere downstream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from bff_support import Mocks
+from edge_support import raw_request, real_bff
+from limits import RateLimitItemPerSecond
+from limits.aio import storage as aio_storage
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+from bff._compat import (
+    CompatError,
+    InlineExpiryMemoryStorage,
+    RetryRequestContext,
+    disable_silent_resend,
+    redis_pool_of,
+    swap_class,
+)
+from bff.edge.parse_errors import ProblemRequestHandler, ProblemServer
+
+
+@pytest.fixture
+async def hang_up() -> AsyncIterator[tuple[str, list[int]]]:
+    """A server that reads each request head and closes the connection without answering;
+    it counts the requests it saw."""
+    seen = [0]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        seen[0] += 1
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}/", seen
+
+
+class TestAiohttpClient:
+    """aiohttp re-sends an idempotent request once on a dropped connection unless told not to."""
+
+    async def test_the_silent_resend_exists_and_is_switched_off(
+        self, hang_up: tuple[str, list[int]]
+    ) -> None:
+        url, seen = hang_up
+        async with aiohttp.ClientSession() as plain:
+            with pytest.raises(aiohttp.ServerDisconnectedError):
+                await plain.get(url)
+        assert seen[0] == 2  # aiohttp's hidden retry: what we switch off
+        seen[0] = 0
+        async with aiohttp.ClientSession() as ours:
+            disable_silent_resend(ours)
+            with pytest.raises(aiohttp.ServerDisconnectedError):
+                await ours.get(url)
+        assert seen[0] == 1
+
+    async def test_a_session_without_the_switch_is_refused_loudly(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            session._retry_connection = "renamed"  # type: ignore[assignment]
+            with pytest.raises(CompatError, match="_retry_connection"):
+                disable_silent_resend(session)
+
+
+class TestAiohttpServer:
+    """The runner's Server and its protocol become ours, and parser errors reach our
+    `handle_error`."""
+
+    async def test_parser_errors_reach_our_handler(self, mocks: Mocks) -> None:
+        async with real_bff(mocks.env()) as (host, port, _app):
+            answer = await raw_request(host, port, b"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.status == 400
+        assert answer.header("Content-Type") == "application/problem+json"
+
+    async def test_the_swap_keeps_the_object_and_changes_its_class(self) -> None:
+        server = swap_class(aiohttp.web_server.Server(handler=_no_handler), ProblemServer)
+        assert type(server) is ProblemServer
+        assert type(server()) is ProblemRequestHandler
+
+    async def test_a_class_that_would_change_the_layout_is_refused(self) -> None:
+        class WithSlots(aiohttp.web_server.Server):
+            __slots__ = ("extra",)
+
+        with pytest.raises(CompatError, match="no slots"):
+            swap_class(aiohttp.web_server.Server(handler=_no_handler), WithSlots)
+
+
+async def _no_handler(request: Any) -> Any:
+    raise AssertionError("not called")
+
+
+class TestAiohttpRetry:
+    """The request context retries the listed exceptions after `get_timeout`, up to
+    `attempts`, and hands back the first response it does not retry."""
+
+    class Options:
+        statuses: frozenset[int] = frozenset()
+        exceptions = (KeyError,)
+        methods = frozenset({"GET"})
+        retry_all_server_errors = False
+        evaluate_response_callback = None
+        attempts = 3
+
+        def __init__(self) -> None:
+            self.asked: list[int] = []
+
+        def get_timeout(self, attempt: int, response: Any = None) -> float:
+            self.asked.append(attempt)
+            return 0.0
+
+    class Response:
+        method, status = "GET", 200
+
+    async def test_retries_then_returns(self) -> None:
+        options, calls = self.Options(), []
+
+        async def request(method: str, url: str, **kwargs: Any) -> Any:
+            calls.append(kwargs["trace_request_ctx"]["current_attempt"])
+            if len(calls) < 3:
+                raise KeyError("again")
+            return self.Response()
+
+        params = [aiohttp_retry_params()]
+        response = await RetryRequestContext(request, params, _Silent(), options)
+        assert isinstance(response, self.Response)
+        assert (calls, options.asked) == ([1, 2, 3], [1, 2])
+
+    async def test_the_last_error_escapes_when_attempts_are_spent(self) -> None:
+        async def request(method: str, url: str, **kwargs: Any) -> Any:
+            raise KeyError("always")
+
+        with pytest.raises(KeyError, match="always"):
+            await RetryRequestContext(request, [aiohttp_retry_params()], _Silent(), self.Options())
+
+
+def aiohttp_retry_params() -> Any:
+    from aiohttp_retry import RequestParams
+
+    return RequestParams("GET", "")
+
+
+class _Silent:
+    def debug(self, *args: Any, **kwargs: Any) -> None: ...
+    def warning(self, *args: Any, **kwargs: Any) -> None: ...
+    def exception(self, *args: Any, **kwargs: Any) -> None: ...
+
+
+class TestLimits:
+    """MemoryStorage calls its private expiry hook before every hit (ours starts no thread),
+    and its private trim drops expired windows."""
+
+    class Counting(InlineExpiryMemoryStorage):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hits = 0
+
+        def on_hit(self) -> None:
+            self.hits += 1
+
+    @pytest.mark.parametrize("strategy", [MovingWindowRateLimiter, FixedWindowRateLimiter])
+    def test_the_hook_runs_before_every_hit_and_no_timer_starts(self, strategy: Any) -> None:
+        storage = self.Counting()
+        first = storage.timer  # the one MemoryStorage.__init__ started, cancelled
+        limiter = strategy(storage)
+        for _ in range(5):
+            limiter.hit(RateLimitItemPerSecond(10, 1), "client")
+        assert storage.hits >= 5
+        assert storage.timer is first
+        assert first.finished.is_set()
+
+    def test_expire_drops_windows_past_their_end(self) -> None:
+        storage = InlineExpiryMemoryStorage()
+        FixedWindowRateLimiter(storage).hit(RateLimitItemPerSecond(10, 1), "client")
+        assert storage.storage  # one counter
+        for key in storage.expirations:
+            storage.expirations[key] = time.time() - 1
+        storage.expire()
+        assert not storage.storage
+
+    def test_the_redis_client_pool_is_reachable(self) -> None:
+        storage = aio_storage.RedisStorage("async+redis://127.0.0.1:1")
+        assert callable(redis_pool_of(storage).disconnect)
