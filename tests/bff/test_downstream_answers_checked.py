@@ -1,7 +1,7 @@
 """A downstream answer is used only if it is what we asked for and no larger than its cap.
 
 Both checks live in the client (`bff.clients`): the body is read under the service's byte cap
-(`BFF_<SERVICE>_MAX_BODY_BYTES`), whether or not the service says its length up front, and
+(its settings' `max_body_bytes`), whether or not the service says its length up front, and
 every id in the decoded body must be the id asked for. Either failure is a `bad_response`: the
 product's makes the answer a 502, an optional part's makes it `degraded`.
 """
@@ -46,8 +46,10 @@ def fake_service(aiohttp_server: AiohttpServer) -> ServeBody:
     return serve
 
 
-async def details(make_bff: MakeBff, **env: Any) -> tuple[int, Any]:
-    bff = await make_bff(**env)
+async def details(
+    make_bff: MakeBff, fields: dict[str, Any] | None = None, **env: Any
+) -> tuple[int, Any]:
+    bff = await make_bff(fields, **env)
     async with bff.get("/product-details/P001") as resp:
         return resp.status, await resp.json(content_type=None)
 
@@ -60,10 +62,10 @@ class TestBodyCap:
     ) -> None:
         """Pins the cap when the service announces its length (Content-Length)."""
         size = len(await mocks.body("product", "/products/P001"))
-        status, body = await details(make_bff, BFF_PRODUCT_MAX_BODY_BYTES=size - 1)
+        status, body = await details(make_bff, {"product.max_body_bytes": size - 1})
         assert status == 502
         assert body["detail"] == "product: bad_response"
-        status, _ = await details(make_bff, BFF_PRODUCT_MAX_BODY_BYTES=size)
+        status, _ = await details(make_bff, {"product.max_body_bytes": size})
         assert status == 200, "a body exactly at the cap is accepted"
 
     @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
@@ -75,13 +77,13 @@ class TestBodyCap:
         padded = real[:-1] + b" " * 20_000 + b"]"  # still valid JSON, the same reviews
         url = await fake_service(padded, chunked)
         status, body = await details(
-            make_bff, BFF_REVIEWS_URL=url, BFF_REVIEWS_MAX_BODY_BYTES=16_000
+            make_bff, {"reviews.max_body_bytes": 16_000}, BFF_REVIEWS_URL=url
         )
         assert status == 200
         assert body["degraded"] == {"reviews": "bad_response"}
         assert body["reviews"] == []
         status, body = await details(
-            make_bff, BFF_REVIEWS_URL=url, BFF_REVIEWS_MAX_BODY_BYTES=len(padded)
+            make_bff, {"reviews.max_body_bytes": len(padded)}, BFF_REVIEWS_URL=url
         )
         assert (status, body["degraded"]) == (200, {}), "the same body under a larger cap is used"
 

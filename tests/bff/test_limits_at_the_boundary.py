@@ -7,10 +7,11 @@ from bff_support import MakeBff, timed_get
 
 
 class TestRequestBodyLimit:
-    """BFF_MAX_BODY_BYTES is the largest body accepted: that many bytes pass, one more is 413."""
+    """The request body cap (`edge.max_body_bytes`) is the largest body accepted: that many
+    bytes pass, one more is 413."""
 
     async def test_a_body_of_exactly_the_limit_is_accepted(self, make_bff: MakeBff) -> None:
-        bff = await make_bff(BFF_MAX_BODY_BYTES=64)
+        bff = await make_bff({"edge.max_body_bytes": 64})
         async with bff.get("/product-details/P001", data=b"x" * 64) as resp:
             assert resp.status == 200
         async with bff.get("/product-details/P001", data=b"x" * 65) as resp:

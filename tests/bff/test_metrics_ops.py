@@ -85,9 +85,8 @@ class TestResilienceCounters:
             async with session.put(dead.make_url("/__faults"), json=faults) as resp:
                 assert resp.status < 300
         bff = await make_bff(
+            {"product.outlier.consecutive_failures": 2, "product.breaker.min_calls": 1000},
             BFF_PRODUCT_URL=f"{live.make_url('')},{dead.make_url('')}",
-            BFF_PRODUCT_EJECT_AFTER=2,
-            BFF_PRODUCT_BREAKER_MIN_CALLS=1000,
         )
         admin = await admin_for(bff)
         before = await scrape(admin)
@@ -103,10 +102,12 @@ class TestResilienceCounters:
     ) -> None:
         """A failing reviews service: first attempts 20, budget 1 retry + 20% of them."""
         bff = await make_bff(
-            BFF_REVIEWS_RETRY_BUDGET_MIN="1",
-            BFF_REVIEWS_RETRY_BUDGET_RATIO="0.2",
-            BFF_REVIEWS_BREAKER_MIN_CALLS="1000",
-            BFF_REVIEWS_EJECT_AFTER="1000",
+            {
+                "reviews.retry.budget_min_retries": 1,
+                "reviews.retry.budget_ratio": 0.2,
+                "reviews.breaker.min_calls": 1000,
+                "reviews.outlier.consecutive_failures": 1000,
+            }
         )
         admin = await admin_for(bff)
         await mocks.faults("reviews", latency_ms=0, error_rate=1)
@@ -126,7 +127,7 @@ class TestResilienceCounters:
         self, make_bff: MakeBff, mocks: Mocks, admin_for: AdminFor
     ) -> None:
         bff = await make_bff(
-            BFF_REVIEWS_MAX_IN_FLIGHT=2, BFF_DEADLINE_MS=2000, BFF_REVIEWS_TIMEOUT_MS=1500
+            {"reviews.max_in_flight": 2}, BFF_DEADLINE_MS=2000, BFF_REVIEWS_TIMEOUT_MS=1500
         )
         admin = await admin_for(bff)
         before = await scrape(admin)
