@@ -44,8 +44,12 @@ class TestRetries:
     """Transient failures are retried within the deadline and the budget; others never are."""
 
     async def test_ten_percent_transient_503s_are_hidden_by_retries(
-        self, bff: BffClient, mocks: Mocks
+        self, make_bff: MakeBff, mocks: Mocks
     ) -> None:
+        # A deadline with room: on a loaded machine the observed p90 rises and a retry that no
+        # longer fits 500 ms is rightly not sent; what is pinned here is that retries hide
+        # transient errors whenever they fit.
+        bff = await make_bff(BFF_DEADLINE_MS=2000)
         await mocks.faults("reviews", latency_ms=5, error_rate=0.1, seed=7)
         results = await get_many(bff, 300)
         complete = sum(1 for status, body in results if status == 200 and not body["degraded"])
