@@ -1,7 +1,7 @@
 """Mock product, reviews and inventory services for developing and testing the BFF.
 
-They speak the wire format of CONTRACT §1, answer deterministic bodies per id (see
-`mock_services.catalogue`), and take faults at run time through `/__faults` (CONTRACT §3).
+They speak the wire format of docs/contract.md §1, answer deterministic bodies per id (see
+`mock_services.catalogue`), and take faults at run time through `/__faults` (docs/contract.md §3).
 
     app = create_service_app("reviews", latency_scale=0)
 

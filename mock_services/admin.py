@@ -1,4 +1,4 @@
-"""The operator endpoints of a mock service: `/__faults` and `/__stats` (CONTRACT §3).
+"""The operator endpoints of a mock service: `/__faults` and `/__stats` (docs/contract.md §3).
 
     GET    /__faults   the faults in force, every field
     PUT    /__faults   replace them (omitted fields take their defaults); 400 names the field

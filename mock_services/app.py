@@ -41,7 +41,7 @@ def create_service_app(
     seed_faults: FaultSettings | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> web.Application:
-    """A mock `kind` service. Its default latency (CONTRACT §1) is multiplied by
+    """A mock `kind` service. Its default latency (docs/contract.md §1) is multiplied by
     `latency_scale` (0: none); `seed_faults` are the faults in force at start
     (`DELETE /__faults` goes back to the defaults, not to these). With a `tracer_provider`,
     each request gets a server span continuing the caller's `traceparent`."""

@@ -1,6 +1,6 @@
 """The mock catalogue: the bodies the three mock services answer, as pure functions.
 
-Every id matching `ID_PATTERN` exists except those starting with `missing` (CONTRACT §1).
+Every id matching `ID_PATTERN` exists except those starting with `missing` (docs/contract.md §1).
 Bodies are derived from a BLAKE2b digest of the id, never from `hash()` (salted per process),
 so they are the same in every process and on every run: tests elsewhere call these functions
 to compute the body they expect.

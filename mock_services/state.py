@@ -32,7 +32,7 @@ __all__ = [
 ServiceKind = Literal["product", "reviews", "inventory"]
 SERVICE_KINDS: tuple[ServiceKind, ...] = get_args(ServiceKind)
 
-# The reference design's latencies (CONTRACT §1), before `latency_scale`.
+# The reference design's latencies (docs/contract.md §1), before `latency_scale`.
 DEFAULT_LATENCY_MS: dict[ServiceKind, float] = {"product": 50.0, "reviews": 80.0, "inventory": 30.0}
 
 # What a service sends by default: the product changes rarely, reviews now and

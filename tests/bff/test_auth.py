@@ -1,4 +1,4 @@
-"""JWT auth at the BFF (issue 4, item 4) and the header allow-list toward the services."""
+"""JWT auth at the BFF and the header allow-list toward the services."""
 
 from __future__ import annotations
 

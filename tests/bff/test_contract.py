@@ -1,4 +1,4 @@
-"""The API contract (CONTRACT §2) for complete answers, unknown products and the edges."""
+"""The API contract (docs/contract.md §2) for complete answers, unknown products and the edges."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CORS (issue 4, item 3): allow-list, preflights, exposed headers, no wildcard+credentials."""
+"""CORS: allow-list, preflights, exposed headers, no wildcard+credentials."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Graceful drain (issue 4, item 6): the BFF started as users start it, stopped by SIGTERM.
+"""Graceful drain: the BFF started as users start it, stopped by SIGTERM.
 
 Requests are put in flight against slow mocks, then SIGTERM, and more arrive during the
 drain delay, some still in flight when the listener closes: every accepted request must be

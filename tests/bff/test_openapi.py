@@ -1,4 +1,4 @@
-"""OpenAPI 3.1 (issue 4, item 7): the file in the repo, served, true of the running app.
+"""OpenAPI 3.1: the file in the repo, served, true of the running app.
 
 schemathesis generates requests from bff/openapi.json, valid and invalid, and runs them
 against a live BFF (on mocks with no simulated latency, in a thread of its own) with all its

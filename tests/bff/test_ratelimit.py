@@ -1,4 +1,4 @@
-"""Rate limiting per client (issue 4, item 1): burst, headers, isolation, refill, Redis."""
+"""Rate limiting per client: burst, headers, isolation, refill, Redis."""
 
 from __future__ import annotations
 
@@ -154,7 +154,8 @@ class TestSettings:
 
 class TestMemoryStorage:
     """The in-process limiter keeps no threads: limits' expiry Timer is replaced by an inline
-    trim on the event loop (issue 5: a thread every 10 ms cost a quarter of the throughput)."""
+    trim on the event loop (a thread every 10 ms cost a quarter of the throughput, by py-spy).
+    """
 
     @pytest.mark.parametrize("strategy", ["moving-window", "fixed-window"])
     async def test_hits_start_no_thread(self, strategy: str) -> None:

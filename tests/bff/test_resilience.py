@@ -1,4 +1,4 @@
-"""Resilience around every downstream call (issue 6), shown with the real mock services.
+"""Resilience around every downstream call, shown with the real mock services.
 
 Retries, the retry budget, the circuit breaker, deadline propagation, several instances with
 outlier ejection, and bulkheads. Counts come from the mocks' own `/__stats`, never from timing.

@@ -1,4 +1,4 @@
-"""The worker tunes the cyclic GC once its app is built (issue 5: GC was ~20% of a request)."""
+"""The worker tunes the cyclic GC once its app is built (py-spy: GC was ~20% of a request)."""
 
 from __future__ import annotations
 

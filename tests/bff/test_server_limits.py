@@ -1,4 +1,4 @@
-"""Server limits (issue 4, item 5) and the table of hostile inputs, on the real runner.
+"""Server limits and the table of hostile inputs, on the real runner.
 
 Raw bytes over a socket: a client library would refuse to send most of these. The BFF runs
 on `bff.server.make_runner`, the runner `python -m bff` uses, so aiohttp's limits are ours.

@@ -1,4 +1,4 @@
-"""Load shedding (issue 4, item 2): past the in-flight cap, 503 at once; probes exempt."""
+"""Load shedding: past the in-flight cap, 503 at once; probes exempt."""
 
 from __future__ import annotations
 

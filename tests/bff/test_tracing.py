@@ -261,7 +261,7 @@ class TestDecisionsShowInTheTrace:
 
 
 class TestTracingOff:
-    """No tracer: no spans, but the trace context still travels (CONTRACT §2)."""
+    """No tracer: no spans, but the trace context still travels (docs/contract.md §2)."""
 
     async def test_incoming_traceparent_passes_through(self, bff: BffClient, mocks: Mocks) -> None:
         headers = {"traceparent": TRACEPARENT, "tracestate": "vendor=1"}

@@ -1,4 +1,4 @@
-"""Latency and the caller's `X-Request-Timeout-Ms` budget (CONTRACT §3).
+"""Latency and the caller's `X-Request-Timeout-Ms` budget (docs/contract.md §3).
 
 Latency is observed through the budget: a request whose simulated work outlasts the budget
 is answered 504 when the budget runs out. No test asserts a tight timing; the only

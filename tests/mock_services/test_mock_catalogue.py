@@ -26,7 +26,7 @@ SAMPLE = [f"P{n:03d}" for n in range(200)]
 
 
 class TestShapes:
-    """Bodies follow CONTRACT §1: integer price and stock, ratings 1-5."""
+    """Bodies follow docs/contract.md §1: integer price and stock, ratings 1-5."""
 
     def test_product(self) -> None:
         body = product_for("P001")

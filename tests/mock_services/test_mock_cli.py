@@ -19,7 +19,7 @@ TIMEOUT_S = 10  # generous bound on every step; a healthy run takes well under a
 
 
 class TestArguments:
-    """Flags and their defaults (CONTRACT §3)."""
+    """Flags and their defaults (docs/contract.md §3)."""
 
     def test_defaults(self) -> None:
         args = parse_args([])

@@ -1,4 +1,4 @@
-"""Fault injection at run time: `/__faults` and what each field does (CONTRACT §3)."""
+"""Fault injection at run time: `/__faults` and what each field does (docs/contract.md §3)."""
 
 from __future__ import annotations
 

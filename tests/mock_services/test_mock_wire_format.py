@@ -1,4 +1,4 @@
-"""The three services over HTTP: CONTRACT §1 wire format, ids, missing ids, determinism."""
+"""The three services over HTTP: docs/contract.md §1 wire format, ids, missing ids, determinism."""
 
 from __future__ import annotations
 
