@@ -16,7 +16,7 @@ latency the worker actually delivers, the way Netflix's concurrency-limits `Grad
 - A worker that is not using its limit (in flight < limit / 2) learns nothing about its
   capacity from a sample, so the limit does not grow then (Gradient2's "app-limited" rule).
 - When latency drops back after a long overload, the long average is pulled down quickly
-  (×0.95 a sample while it is over twice the short one) instead of taking `long_window`
+  (by 5% a sample while it is over twice the short one) instead of taking `long_window`
   samples to forget the overload.
 
 Refusing is the caller's job: `acquire()` only says whether there is room. The cost is a few
