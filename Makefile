@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: bench-resilience install run run-mocks run-bff test lint format typecheck check clean bench
+.PHONY: bench-resilience cluster install run run-mocks run-bff test lint format typecheck check clean bench
 
 install: $(STAMP)
 
@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-# The three mock services and the BFF in the foreground; Ctrl-C stops all of them.
+# The three mock services and the BFF in the foreground; Ctrl-C stops all of them. Run twice,
+# the second is refused (exit 2), each program with one line naming the address in use.
 run: install
 	@$(BIN)/python -m mock_services & mocks=$$!; \
 	trap 'kill $$mocks 2>/dev/null; wait $$mocks 2>/dev/null' EXIT INT TERM; \
@@ -64,3 +65,15 @@ clean:
 # Resilience figures with the default policy (completeness, call amplification, breaker timing).
 bench-resilience: install
 	$(BIN)/python -m bench.resilience
+
+# Three BFF instances behind nginx sharing one redis-server, plus the mocks, on loopback
+# (deploy/cluster.py); nginx listens on BFF_CLUSTER_PORT (8000). Ctrl-C stops every process.
+cluster: install
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="redis-server"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
+		$(SUDO) apt-get install -y $$missing || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing); \
+	fi
+	$(BIN)/python -m deploy.cluster

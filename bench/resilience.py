@@ -1,10 +1,11 @@
 """Resilience figures with the default policy: `python -m bench.resilience`.
 
 Runs the BFF and the mock services in this process (loopback), injects faults into reviews
-through the mocks' API and reports: completeness under 10 % and 50 % transient 503s, call
-amplification under 100 % failure (with the default breaker, and with the breaker disabled so
-only the retry budget limits calls), and the time the breaker takes to detect an outage and
-to recover after it. Bounded: a few hundred requests per figure, under a minute in all.
+through the mocks' API and reports: completeness and reviews calls per request under 10 %,
+50 % and 100 % transient 503s; then, at 50 requests per second, how soon the breaker opens on
+an outage, how many calls reach the service while it is open, and how soon answers are
+complete again once the service heals. Bounded: a few hundred requests per figure, under a
+minute in all.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from mock_services import create_service_app
 
 KINDS = ("product", "reviews", "inventory")
 N = 400
+RATE = 50  # requests per second in the outage scenario
+OPEN_REQUESTS = 200  # sent while the breaker is open: 4 s at 50 req/s, past one reset timeout
 
 
 async def _start(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -57,10 +60,8 @@ async def _stack(env: dict[str, str]) -> AsyncIterator[tuple[str, dict[str, str]
             await runner.cleanup()
 
 
-async def _scenario(
-    env: dict[str, str], faults: dict[str, Any], http: aiohttp.ClientSession
-) -> dict[str, float]:
-    async with _stack(env) as (bff, urls):
+async def _scenario(faults: dict[str, Any], http: aiohttp.ClientSession) -> dict[str, float]:
+    async with _stack({}) as (bff, urls):
         await http.put(f"{urls['reviews']}/__faults", json=faults)
         sem = asyncio.Semaphore(16)
 
@@ -70,66 +71,75 @@ async def _scenario(
                 return body
 
         bodies = await asyncio.gather(*(one(i) for i in range(N)))
-        async with http.get(f"{urls['reviews']}/__stats") as resp:
-            calls = (await resp.json())["requests"]
+        calls = await _reviews_calls(http, urls)
         complete = sum(1 for b in bodies if not b["degraded"])
-        return {"complete": complete / N, "amplification": calls / N}
+        shed = sum(1 for b in bodies if b["degraded"].get("reviews") == "circuit_open")
+        return {"complete": complete / N, "amplification": calls / N, "circuit_open": shed}
 
 
-async def _detect_and_recover(http: aiohttp.ClientSession) -> tuple[float, float, int]:
+async def _reviews_calls(http: aiohttp.ClientSession, urls: dict[str, str]) -> int:
+    async with http.get(f"{urls['reviews']}/__stats") as resp:
+        calls: int = (await resp.json())["requests"]
+        return calls
+
+
+async def _paced(bff: str, http: aiohttp.ClientSession, until: str | None, limit: int) -> int:
+    """Requests at 50 per second, one at a time, until reviews' reason is `until` (None:
+    complete) or `limit` requests were sent; returns how many were sent."""
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    for sent in range(1, limit + 1):
+        async with http.get(f"{bff}/product-details/P001") as resp:
+            reason = (await resp.json())["degraded"].get("reviews")
+        if reason == until:
+            return sent
+        next_at += 1 / RATE
+        await asyncio.sleep(max(0.0, next_at - loop.time()))
+    return limit
+
+
+async def _outage(http: aiohttp.ClientSession) -> dict[str, float]:
+    """100 % failure at 50 req/s: time to open, calls while open, time to close once healed."""
     async with _stack({}) as (bff, urls):
-
-        async def reviews_reason() -> str | None:
-            async with http.get(f"{bff}/product-details/P001") as resp:
-                reason: str | None = (await resp.json())["degraded"].get("reviews")
-                return reason
-
         await http.put(f"{urls['reviews']}/__faults", json={"error_rate": 1})
-        started, requests = time.perf_counter(), 0
-        # One request at a time, 20 ms apart, at most 10 s each way.
-        for requests in range(500):  # noqa: B007 - the count is reported
-            if await reviews_reason() == "circuit_open":
-                break
-            await asyncio.sleep(0.02)
+        started = time.perf_counter()
+        before_open = await _paced(bff, http, "circuit_open", 500)
         detect = time.perf_counter() - started
+        calls_at_open = await _reviews_calls(http, urls)
+        await _paced(bff, http, "never", OPEN_REQUESTS)
+        calls_open = await _reviews_calls(http, urls) - calls_at_open
         await http.delete(f"{urls['reviews']}/__faults")
         started = time.perf_counter()
-        for _ in range(500):
-            if await reviews_reason() is None:
-                break
-            await asyncio.sleep(0.02)
-        return detect, time.perf_counter() - started, requests
+        await _paced(bff, http, None, 500)
+        recover = time.perf_counter() - started
+        return {
+            "requests_to_open": before_open,
+            "detect_s": detect,
+            "calls_per_20": calls_open / OPEN_REQUESTS * 20,
+            "recover_s": recover,
+        }
 
 
 async def main() -> None:
     configure_logging("ERROR", "console")
     async with aiohttp.ClientSession() as http:
-        print(f"reviews fault, {N} requests, 16 concurrent, default policy unless noted\n")
-        print("| scenario | complete answers | reviews calls per request |")
-        print("|---|--:|--:|")
-        cases = [
-            ("10% transient 503", {}, {"error_rate": 0.1, "seed": 1}),
-            ("50% transient 503", {}, {"error_rate": 0.5, "seed": 1}),
-            (
-                "50% transient 503, breaker disabled",
-                {"BFF_REVIEWS_BREAKER_FAIL_MAX": "1000000"},
-                {"error_rate": 0.5, "seed": 1},
-            ),
-            ("100% 503", {}, {"error_rate": 1}),
-            (
-                "100% 503, breaker disabled",
-                {"BFF_REVIEWS_BREAKER_FAIL_MAX": "1000000"},
-                {"error_rate": 1},
-            ),
-        ]
-        for name, env, faults in cases:
-            r = await _scenario(env, faults, http)
-            print(f"| {name} | {r['complete']:.1%} | {r['amplification']:.3f} |")
-        detect, recover, requests = await _detect_and_recover(http)
+        print(f"reviews fault, {N} requests, 16 concurrent, default policy\n")
+        print("| transient 503s | complete answers | reviews calls per request | circuit_open |")
+        print("|---|--:|--:|--:|")
+        for rate in (0.1, 0.5, 1.0):
+            r = await _scenario({"error_rate": rate, "seed": 1}, http)
+            print(
+                f"| {rate:.0%} | {r['complete']:.1%} | {r['amplification']:.3f} "
+                f"| {r['circuit_open']:.0f} |"
+            )
+        o = await _outage(http)
+        reset = Settings.from_env({}).reviews.breaker.reset_timeout_s
         print(
-            f"\nbreaker: outage detected after {requests} failed requests ({detect * 1000:.0f} ms "
-            f"at one request per 20 ms); recovered {recover * 1000:.0f} ms after the service "
-            "healed (reset timeout 3 s, then one probe)"
+            f"\nreviews down, {RATE} req/s one at a time: breaker open after "
+            f"{o['requests_to_open']:.0f} requests ({o['detect_s'] * 1000:.0f} ms); while open, "
+            f"{o['calls_per_20']:.2f} reviews calls per 20 requests ({OPEN_REQUESTS} requests); "
+            f"complete again {o['recover_s'] * 1000:.0f} ms after the service healed "
+            f"(reset timeout {reset:.0f} s, then one probe)"
         )
 
 

@@ -2,7 +2,7 @@
 
     for each scenario:            mocks (one process per service) at the scenario's latency
         for target in (ours, baseline), alternating who goes first from one scenario to the next:
-            faults re-applied (seeded) -> target started -> /readyz -> wrk warm-up
+            faults re-applied (seeded) -> target started -> /readyz (admin port) -> wrk warm-up
             -> counters read -> wrk measurement -> counters read -> target stopped (SIGTERM)
 
 Only the target under test is running while it is measured. CPU is the kernel's
@@ -189,6 +189,8 @@ class Run:
                 "0",
                 "--workers",
                 str(cfg.workers),
+                "--admin-port",
+                "0",
             ]
         else:
             argv = ["-m", "bench.baseline", "--host", "127.0.0.1", "--port", "0"]
@@ -196,8 +198,11 @@ class Run:
             f"{target}-{scenario.name}", argv, self._target_env(target, urls), self.log_dir, ROOT
         )
         try:
-            base = proc.wait_for_urls(1)[0]
-            procs.wait_ready(proc, f"{base}/readyz", consecutive=2 * cfg.workers)
+            if target == "ours":  # announces its admin listener (/readyz) first, then the API
+                ready_at, base = proc.wait_for_urls(2)
+            else:
+                ready_at = base = proc.wait_for_urls(1)[0]
+            procs.wait_ready(proc, f"{ready_at}/readyz", consecutive=2 * cfg.workers)
 
             def drive(seconds: float) -> wrk.WrkResult:
                 return wrk.run(

@@ -7,6 +7,9 @@ cancel the others. Reviews and inventory are optional: when they fail, the answe
 
 Each call bounds itself by the deadline (see `bff.clients.base`); the wait here has a small
 grace on top as a safety net, so no bug in a client can hold a response past the deadline.
+Likewise an exception a client should have mapped but did not (a bug of ours) is logged once,
+with its traceback, and answered as that part's `bad_response`: the product then maps to a
+502, and an optional part can never turn the answer into a 5xx.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from typing import Any, TypeVar
 from bff.clients.base import DownstreamClient
 from bff.clients.call import CallContext
 from bff.clients.endpoints import INVENTORY, PRODUCT, REVIEWS
-from bff.errors import DownstreamError, DownstreamTimeout
+from bff.errors import BadResponse, DownstreamError, DownstreamTimeout
 from bff.models import Inventory, Product, ProductDetails, Review, ReviewSummary
+from bff.observability.logging import log
 
 T = TypeVar("T")
 _SAFETY_GRACE_S = 0.005
@@ -41,7 +45,7 @@ async def product_details(clients: Clients, product_id: str, ctx: CallContext) -
     tasks = (product_task, reviews_task, inventory_task)
     # One waiter for the whole fan-out, woken by the tasks' own done callbacks, and one timer
     # (the safety net). `asyncio.wait(FIRST_COMPLETED)` in a loop did the same with a new
-    # waiter, timer and three callback registrations per completion (issue 5: ~20 us/request).
+    # waiter, timer and three callback registrations per completion (measured: ~20 us per request).
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[None] = loop.create_future()
     left = len(tasks)
@@ -68,7 +72,7 @@ async def product_details(clients: Clients, product_id: str, ctx: CallContext) -
 
     if not product_task.done():
         raise DownstreamTimeout("product", "deadline reached")
-    product: Product = product_task.result()  # raises the product's DownstreamError
+    product: Product = _result(product_task)  # raises the product's DownstreamError
     degraded = ctx.degraded
     reviews: list[Review] | None = _optional(reviews_task, degraded)
     inventory: Inventory | None = _optional(inventory_task, degraded)
@@ -98,7 +102,19 @@ def _optional(task: asyncio.Task[T], degraded: dict[str, str]) -> T | None:
         degraded[task.get_name()] = "timeout"
         return None
     try:
-        return task.result()
+        return _result(task)
     except DownstreamError as exc:
         degraded[task.get_name()] = exc.reason
         return None
+
+
+def _result(task: asyncio.Task[T]) -> T:
+    """The part's value, its `DownstreamError`, or `BadResponse` for anything else."""
+    try:
+        return task.result()
+    except DownstreamError:
+        raise
+    except Exception as exc:
+        part = task.get_name()
+        log.exception("part_failed_unexpectedly", part=part, error=type(exc).__name__)
+        raise BadResponse(part, f"unexpected {type(exc).__name__}") from exc

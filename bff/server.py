@@ -4,43 +4,53 @@ Several workers share the port through SO_REUSEPORT: the kernel spreads connecti
 their listening sockets, no process sits in the data path, and each worker is a plain
 single-loop aiohttp server (uvloop when available). We chose it over gunicorn's aiohttp worker
 because it needs no extra dependency or config file and keeps start-up, signals and the port-0
-case (tests) in one small module. The supervisor reserves the port (bound, not listening, so it
-never receives connections), starts the workers, forwards SIGTERM/SIGINT, restarts a worker
-that crashes, and exits 0 once all workers stopped cleanly. It also gives the workers a clean
-metrics directory (prometheus_client's multiprocess mode) so that `/metrics`, whichever worker
-answers it, counts for all of them.
+case (tests) in one small module. Each worker also serves the admin app (bff.admin) on the
+admin port, a second SO_REUSEPORT group. The supervisor (bff.supervisor) reserves both
+addresses so that only its own workers can join them (bff.listeners), starts the workers,
+forwards SIGTERM/SIGINT, restarts a worker that crashes, and exits 0 once all stopped.
+
+A start can't hurt a running service: an address in use, a bad host or a failed bind stop
+it with exit status 2 and one line naming the address; SIGTERM or SIGINT at any moment of
+start-up stops it with exit 0.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import contextlib
 import gc
-import multiprocessing
 import os
-import queue
 import signal
-import socket
 import sys
-import time
 from collections.abc import Callable
-from multiprocessing.process import BaseProcess
-from multiprocessing.queues import Queue
 
 from aiohttp import web
+from aiohttp.web_server import Server
 
+from bff.admin import create_admin_app
 from bff.app import create_app
 from bff.edge.drain import drain
+from bff.edge.parse_errors import ProblemServer
 from bff.edge.server_limits import runner_options
 from bff.keys import LIFECYCLE
-from bff.observability import metrics
+from bff.listeners import Address, ListenError, explain
 from bff.observability.logging import configure_logging, log
 from bff.settings import Settings
 
 _YOUNG_GC_THRESHOLD = 7000  # CPython's default is 700; see _settle_heap
+BACKLOG = 2048
 
 
-def _install_uvloop() -> None:
+class BffRunner(web.AppRunner):
+    """aiohttp's runner, whose protocol answers parser errors as problems (parse_errors)."""
+
+    async def _make_server(self) -> Server:
+        server = await super()._make_server()
+        server.__class__ = ProblemServer
+        return server
+
+
+def install_uvloop() -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every POSIX platform
@@ -49,7 +59,7 @@ def _install_uvloop() -> None:
 
 
 def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
-    return web.AppRunner(
+    return BffRunner(
         app,
         access_log=None,  # our middleware writes one structured line per request
         handle_signals=False,
@@ -57,7 +67,18 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
     )
 
 
-async def _serve(
+async def _listen(runner: web.AppRunner, address: Address, *, reuse_port: bool) -> int:
+    """Start a site; an OSError becomes the one-line `ListenError`. Returns the bound port."""
+    site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port, backlog=BACKLOG)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise explain(address, exc) from None
+    # The bound port (port 0 asks for any); `runner.addresses` works with uvloop's server too.
+    return int(runner.addresses[0][1]) if runner.addresses else address.port
+
+
+async def serve(
     settings: Settings,
     *,
     reuse_port: bool,
@@ -65,25 +86,35 @@ async def _serve(
     ready: Callable[[], None] | None = None,
     parent_pid: int | None = None,
 ) -> None:
-    app = create_app(settings)
-    runner = make_runner(app, settings)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=2048)
-    await site.start()
-    _settle_heap()
-    # The bound port (port 0 asks for any); `runner.addresses` works with uvloop's server too.
-    port = runner.addresses[0][1] if runner.addresses else settings.port
-    if announce:
-        print(f"bff listening on http://{settings.host}:{port}", flush=True)
-    log.info("worker_started", host=settings.host, port=port)
-
+    """One worker: the public and the admin listener until a signal, then the drain."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # First thing: a signal during start-up must stop us cleanly, not kill us half-built.
     # A supervised worker stops on the supervisor's SIGTERM only: Ctrl-C reaches the whole
     # process group, and a worker acting on it too would cut its own drain short.
     signals = (signal.SIGTERM,) if parent_pid is not None else (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
+    app = create_app(settings)
+    runner = make_runner(app, settings)
+    admin = make_runner(create_admin_app(settings, app[LIFECYCLE]), settings)
+    try:
+        ports = await _start_unless_stopped(runner, admin, settings, stop, reuse_port=reuse_port)
+    except BaseException:
+        await runner.cleanup()
+        await admin.cleanup()
+        raise
+    if ports is None:  # stopped while starting: no traffic was taken, nothing to drain
+        await runner.cleanup()
+        await admin.cleanup()
+        log.info("worker_stopped", during="start-up")
+        return
+    port, admin_port = ports
+    _settle_heap()
+    if announce:
+        print(f"bff admin on http://{_url_host(settings.host)}:{admin_port}", flush=True)
+        print(f"bff listening on http://{_url_host(settings.host)}:{port}", flush=True)
+    log.info("worker_started", host=settings.host, port=port, admin_port=admin_port)
     if ready is not None:
         ready()
     orphan_watch = None
@@ -93,11 +124,53 @@ async def _serve(
     if orphan_watch is not None:
         orphan_watch.cancel()
     await drain(runner, app[LIFECYCLE], settings, stop)
+    await admin.cleanup()
     log.info("worker_stopped")
 
 
+async def _start_unless_stopped(
+    runner: web.AppRunner,
+    admin: web.AppRunner,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    reuse_port: bool,
+) -> tuple[int, int] | None:
+    """(public port, admin port) once both listen; None when `stop` came first. The start
+    races the signal: a stop while the apps start (a JWKS fetch may take seconds) cancels
+    the start rather than waiting for it."""
+    starting = asyncio.ensure_future(_start(runner, admin, settings, reuse_port=reuse_port))
+    signalled = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        signalled.cancel()
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return None
+    ports = starting.result()  # ListenError, or what the apps' start-up raised
+    return None if stop.is_set() else ports
+
+
+async def _start(
+    runner: web.AppRunner, admin: web.AppRunner, settings: Settings, *, reuse_port: bool
+) -> tuple[int, int]:
+    """Both apps started and listening: (public port, admin port)."""
+    await admin.setup()
+    await runner.setup()
+    port = await _listen(runner, Address(settings.host, settings.port), reuse_port=reuse_port)
+    admin_address = Address(settings.host, settings.admin_port)
+    return port, await _listen(admin, admin_address, reuse_port=reuse_port)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _settle_heap() -> None:
-    """Tune the cyclic GC for a long-running server, once the app is built (issue 5).
+    """Tune the cyclic GC for a long-running server, once the app is built.
 
     Under load the GC took ~190 us of a worker's ~1 ms per request: every full collection
     (34 ms each, ~2 a second) rescanned the whole start-up heap (aiohttp, OTel, prometheus,
@@ -117,114 +190,26 @@ async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
     """A worker whose supervisor died (SIGKILL, OOM) drains and exits instead of lingering."""
     while os.getppid() == parent_pid:  # noqa: ASYNC110 - no event exists for "parent died"
         await asyncio.sleep(0.5)
-    log.warning("supervisor_gone", parent_pid=parent_pid)
-    stop.set()
+    stop.set()  # first: whoever read our output may be gone with the supervisor
+    with contextlib.suppress(OSError):  # a broken stdout must not keep an orphan alive
+        log.warning("supervisor_gone", parent_pid=parent_pid)
 
 
-def serve_worker(settings: Settings) -> None:
+def serve_worker(settings: Settings) -> int:
+    """The single-worker case: no supervisor. Exit status 2 when an address is unusable."""
     configure_logging(settings.log_level, settings.log_format)
-    _install_uvloop()
-    asyncio.run(_serve(settings, reuse_port=False, announce=True))
-
-
-def _worker_main(settings: Settings, started: Queue[int], index: int, parent_pid: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM stops us
-    configure_logging(settings.log_level, settings.log_format)
-    _install_uvloop()
-    asyncio.run(
-        _serve(
-            settings,
-            reuse_port=True,
-            announce=False,
-            ready=lambda: started.put(index),
-            parent_pid=parent_pid,
-        )
-    )
+    install_uvloop()
+    try:
+        asyncio.run(serve(settings, reuse_port=False, announce=True))
+    except ListenError as exc:
+        print(f"python -m bff: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return 0
 
 
 def run(settings: Settings) -> int:
     if settings.workers == 1:
-        serve_worker(settings)
-        return 0
-    return _supervise(settings)
+        return serve_worker(settings)
+    from bff.supervisor import supervise  # only the multi-worker case needs it
 
-
-def _supervise(settings: Settings) -> int:
-    configure_logging(settings.log_level, settings.log_format)
-    reservation = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    reservation.bind((settings.host, settings.port))
-    port = reservation.getsockname()[1]
-    # Before the first worker starts: prometheus_client picks its storage at import.
-    metrics_dir, created_dir = metrics.prepare_multiprocess_dir(settings.metrics_dir)
-    worker_settings = dataclasses.replace(settings, port=port, workers=1, metrics_dir=metrics_dir)
-    spawn = multiprocessing.get_context("spawn")
-    started: Queue[int] = spawn.Queue()
-    stopping = False
-
-    def start(index: int) -> BaseProcess:
-        proc = spawn.Process(
-            target=_worker_main,
-            args=(worker_settings, started, index, os.getpid()),
-            name=f"bff-worker-{index}",
-        )
-        proc.start()
-        return proc
-
-    stop_deadline = float("inf")
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping, stop_deadline
-        if not stopping:
-            stop_deadline = time.monotonic() + settings.shutdown_grace_s + 5
-        stopping = True
-        for proc in workers:
-            if proc.is_alive() and proc.pid is not None:
-                proc.terminate()  # SIGTERM: each worker drains on its own
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    workers = [start(i) for i in range(settings.workers)]
-    # Announce the address only once every worker listens: a client that reads it can connect.
-    for _ in workers:
-        try:
-            started.get(timeout=60)
-        except queue.Empty:
-            log.error("workers_did_not_start")
-            on_signal(signal.SIGTERM, None)
-            break
-    print(
-        f"bff listening on http://{settings.host}:{port} ({settings.workers} workers)",
-        flush=True,
-    )
-    log.info("supervisor_started", port=port, workers=settings.workers)
-    failures = 0
-    while True:
-        alive = [p for p in workers if p.is_alive()]
-        if stopping and not alive:
-            break
-        if stopping and time.monotonic() > stop_deadline:
-            for proc in alive:
-                log.error("worker_killed_after_grace", pid=proc.pid)
-                proc.kill()
-        if not stopping:
-            for i, proc in enumerate(workers):
-                if not proc.is_alive():
-                    failures += 1
-                    log.error("worker_died", exitcode=proc.exitcode, restarts=failures)
-                    metrics.worker_exited(proc.pid, metrics_dir)
-                    time.sleep(min(5.0, 0.1 * failures))  # no tight crash loop
-                    workers[i] = start(i)
-        time.sleep(0.1)
-    reservation.close()
-    for proc in workers:
-        metrics.worker_exited(proc.pid, metrics_dir)
-    metrics.remove_multiprocess_dir(metrics_dir, created_dir)
-    codes = [p.exitcode for p in workers]
-    log.info("supervisor_stopped", exit_codes=codes)
-    return 0 if all(c == 0 for c in codes) else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run(Settings.from_env()))
+    return supervise(settings)

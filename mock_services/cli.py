@@ -1,15 +1,19 @@
 """`python -m mock_services`: the three mock services in one process, one event loop.
 
 Prints one line per service with its bound address (the real port when 0 was asked for),
-then logs one line per request to stderr. SIGINT and SIGTERM stop it cleanly (exit 0).
+then logs one line per request to stderr. SIGINT and SIGTERM stop it cleanly (exit 0). An
+address that cannot be used (in use, unknown host) stops the start with exit status 2 and
+one line naming it; the services already started are closed first.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +26,24 @@ from .tracing import provider_from_env, shutdown_providers
 __all__ = ["main", "parse_args", "serve"]
 
 DEFAULT_PORTS = {"product": 8081, "reviews": 8082, "inventory": 8083}
+
+
+class CannotListen(Exception):
+    """One line for the operator: which address, and why."""
+
+
+async def _listen(runner: web.AppRunner, host: str, port: int) -> None:
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            why = "address already in use"
+        elif isinstance(exc, socket.gaierror):
+            why = f"unknown host ({exc.strerror})"
+        else:
+            why = exc.strerror or str(exc)
+        raise CannotListen(f"cannot listen on {where}: {why}") from None
 
 
 def _port(text: str) -> int:
@@ -68,6 +90,7 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     runners: list[web.AppRunner] = []
+    announced: list[str] = []
     providers = []
     try:
         for kind in SERVICE_KINDS:
@@ -81,10 +104,12 @@ async def serve(args: argparse.Namespace) -> None:
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             runners.append(runner)
             await runner.setup()
-            await web.TCPSite(runner, args.host, getattr(args, f"{kind}_port")).start()
+            await _listen(runner, args.host, getattr(args, f"{kind}_port"))
             host, port = runner.addresses[0][:2]
             url_host = f"[{host}]" if ":" in host else host
-            print(f"{kind:<9} http://{url_host}:{port}", flush=True)
+            announced.append(f"{kind:<9} http://{url_host}:{port}")
+        # Only once all three listen: a start that fails half-way announces nothing.
+        print("\n".join(announced), flush=True)
         await stop.wait()
     finally:
         for runner in reversed(runners):
@@ -96,9 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     try:
-        import uvloop  # optional: a faster loop when installed
-    except ImportError:
-        asyncio.run(serve(args))
-    else:
-        uvloop.run(serve(args))
+        try:
+            import uvloop  # optional: a faster loop when installed
+        except ImportError:
+            asyncio.run(serve(args))
+        else:
+            uvloop.run(serve(args))
+    except CannotListen as exc:
+        print(f"python -m mock_services: {exc}", file=sys.stderr, flush=True)
+        return 2
     return 0

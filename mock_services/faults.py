@@ -34,13 +34,17 @@ Rate = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 # Capped at ten minutes: a larger figure is a typo, and inf would sleep forever.
 Millis = Annotated[float, msgspec.Meta(ge=0.0, le=600_000.0)]
 ErrorStatus = Annotated[int, msgspec.Meta(ge=400, le=599)]
+# A header value: visible ASCII, spaces and tabs only (a CR or LF would split the response),
+# and short enough that a typo cannot blow the client's header limit.
+HeaderValue = Annotated[str, msgspec.Meta(max_length=1024, pattern=r"^[\x20-\x7e\t]*$")]
 
 
 class FaultSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The faults in force on one service. Rates are probabilities per request (0-1).
 
-    `latency_ms=None` means "the service's default latency times the latency scale"; the
-    service resolves it when the settings are installed, so `GET /__faults` shows a number.
+    `latency_ms=None` means "the service's default latency times the latency scale" and
+    `cache_control=None` "the service's default caching headers"; the service resolves both
+    when the settings are installed, so `GET /__faults` shows what is in force.
     """
 
     latency_ms: Millis | None = None
@@ -53,12 +57,18 @@ class FaultSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     wrong_schema_rate: Rate = 0.0
     reset_rate: Rate = 0.0
     seed: int | None = None
+    # None: the service's default caching headers; "" sends no Cache-Control at all.
+    cache_control: HeaderValue | None = None
+    # Send a strong ETag of each 200 body and answer 304 to a matching If-None-Match.
+    etag: bool = True
 
-    def with_latency_default(self, default_ms: float) -> FaultSettings:
-        """These settings with `latency_ms` filled in when it was left to the default."""
-        if self.latency_ms is not None:
-            return self
-        return msgspec.structs.replace(self, latency_ms=default_ms)
+    def with_defaults(self, latency_ms: float, cache_control: str) -> FaultSettings:
+        """These settings with `latency_ms` and `cache_control` filled in when left out."""
+        return msgspec.structs.replace(
+            self,
+            latency_ms=latency_ms if self.latency_ms is None else self.latency_ms,
+            cache_control=cache_control if self.cache_control is None else self.cache_control,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Every field, for `GET /__faults`."""

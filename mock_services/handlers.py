@@ -3,11 +3,17 @@
 A request goes: id check (400, no draw) -> fault draw -> simulated delay, cut short by the
 caller's `X-Request-Timeout-Ms` budget (504) -> outcome (reset, error, malformed, wrong
 schema, or the catalogue body; 404 for missing ids).
+
+A catalogue 200 carries the caching headers in force (`cache_control`, the service's default unless
+a fault says otherwise) and, with `etag` on, a strong ETag of its body; an `If-None-Match`
+that matches it is answered 304 with no body, after the same delay and fault draw (a real
+service does the work before it can compare).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,10 +21,17 @@ import msgspec
 from aiohttp import web
 
 from . import catalogue
-from .faults import Outcome, draw
+from .faults import FaultSettings, Outcome, draw
 from .state import PLAN, SERVICE_STATE, ServiceKind
 
-__all__ = ["BUDGET_HEADER", "handler_for", "json_response", "parse_budget_ms"]
+__all__ = [
+    "BUDGET_HEADER",
+    "etag_of",
+    "handler_for",
+    "json_response",
+    "none_match",
+    "parse_budget_ms",
+]
 
 BUDGET_HEADER = "X-Request-Timeout-Ms"
 # Truncated JSON sent as application/json: a client must fail to decode it.
@@ -48,6 +61,36 @@ def parse_budget_ms(value: str | None) -> int | None:
         return None
     budget = int(value)
     return budget if budget > 0 else None
+
+
+def etag_of(body: bytes) -> str:
+    """A strong ETag of `body`: the same bytes always give the same tag, in every process."""
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def none_match(if_none_match: str | None, etag: str) -> bool:
+    """True when `If-None-Match` names `etag` or is `*` (weak comparison, RFC 9110 §13.1.2)."""
+    if if_none_match is None:
+        return False
+    opaque = etag.removeprefix("W/")
+    for candidate in if_none_match.split(","):
+        tag = candidate.strip()
+        if tag == "*" or tag.removeprefix("W/") == opaque:
+            return True
+    return False
+
+
+def cacheable_response(request: web.Request, faults: FaultSettings, body: Any) -> web.Response:
+    """A 200 with the caching headers in force, or a 304 when the client holds this body."""
+    payload = msgspec.json.encode(body)
+    headers: dict[str, str] = {}
+    if faults.cache_control:
+        headers["Cache-Control"] = faults.cache_control
+    if faults.etag:
+        headers["ETag"] = etag = etag_of(payload)
+        if none_match(request.headers.get("If-None-Match"), etag):
+            return web.Response(status=304, headers=headers)
+    return web.Response(body=payload, headers=headers, content_type="application/json")
 
 
 def handler_for(kind: ServiceKind) -> Handler:
@@ -84,7 +127,7 @@ def handler_for(kind: ServiceKind) -> Handler:
         body = lookup(product_id)
         if body is None:
             return json_response({"error": "not_found", "id": product_id}, status=404)
-        return json_response(body)
+        return cacheable_response(request, faults, body)
 
     return handle
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from .faults import FaultSettings, Plan
 
 __all__ = [
+    "DEFAULT_CACHE_CONTROL",
     "DEFAULT_LATENCY_MS",
     "PLAN",
     "RECENT_LIMIT",
@@ -33,6 +34,14 @@ SERVICE_KINDS: tuple[ServiceKind, ...] = get_args(ServiceKind)
 
 # The reference design's latencies (CONTRACT §1), before `latency_scale`.
 DEFAULT_LATENCY_MS: dict[ServiceKind, float] = {"product": 50.0, "reviews": 80.0, "inventory": 30.0}
+
+# What a service sends by default: the product changes rarely, reviews now and
+# then, stock all the time; all of them let a cache serve a copy while they are down.
+DEFAULT_CACHE_CONTROL: dict[ServiceKind, str] = {
+    "product": "max-age=60, stale-while-revalidate=30, stale-if-error=600",
+    "reviews": "max-age=30, stale-while-revalidate=30, stale-if-error=600",
+    "inventory": "max-age=2, stale-if-error=60",
+}
 
 RECENT_LIMIT = 200
 
@@ -94,7 +103,7 @@ class Stats:
 
 @dataclass(slots=True)
 class ServiceState:
-    """Faults in force (always with `latency_ms` resolved) and the RNG that draws them."""
+    """Faults in force (`latency_ms` and `cache_control` always resolved) and their RNG."""
 
     kind: ServiceKind
     default_latency_ms: float
@@ -107,7 +116,9 @@ class ServiceState:
 
     def install(self, settings: FaultSettings) -> None:
         """Replace the faults; the RNG restarts (from `seed` when there is one)."""
-        self.faults = settings.with_latency_default(self.default_latency_ms)
+        self.faults = settings.with_defaults(
+            self.default_latency_ms, DEFAULT_CACHE_CONTROL[self.kind]
+        )
         self.rng = random.Random(settings.seed)
 
     def restore_defaults(self) -> None:

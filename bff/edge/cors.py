@@ -16,10 +16,6 @@ from bff.errors import CorsRejected
 from bff.settings import CorsSettings
 
 ALLOWED_METHODS = frozenset({"GET", "HEAD"})
-# What a page may send us: the headers our API reads (and forwards).
-ALLOWED_HEADERS = frozenset(
-    {"authorization", "accept-language", "x-request-id", "x-request-timeout-ms"}
-)
 EXPOSED = (
     "Server-Timing, X-Request-ID, Retry-After, RateLimit-Limit, RateLimit-Remaining, "
     "RateLimit-Reset"
@@ -27,9 +23,12 @@ EXPOSED = (
 
 
 class Cors:
-    __slots__ = ("_credentials", "_max_age", "_origins", "_wildcard")
+    __slots__ = ("_credentials", "_headers", "_max_age", "_origins", "_wildcard")
 
     def __init__(self, settings: CorsSettings) -> None:
+        # BFF_CORS_ALLOW_HEADERS: by default what our API reads or forwards, plus W3C trace
+        # context (a browser instrumented with OpenTelemetry sends `traceparent`).
+        self._headers = frozenset(settings.allow_headers)
         self._origins = frozenset(settings.origins)
         self._wildcard = "*" in self._origins
         self._credentials = settings.allow_credentials
@@ -49,7 +48,7 @@ class Cors:
             raise CorsRejected(f"method not allowed; allowed: {', '.join(sorted(ALLOWED_METHODS))}")
         requested = headers.get("Access-Control-Request-Headers", "")
         names = [h.strip().lower() for h in requested.split(",") if h.strip()]
-        if any(name not in ALLOWED_HEADERS for name in names):
+        if any(name not in self._headers for name in names):
             raise CorsRejected("a requested header is not allowed")
         assert origin is not None
         out: CIMultiDict[str] = CIMultiDict()

@@ -16,13 +16,15 @@ from bff import keys
 from bff.edge.auth import JwtVerifier
 from bff.edge.client_ip import ClientIp
 from bff.edge.cors import Cors
+from bff.edge.headers import stamp
 from bff.edge.ratelimit import RateLimiter
 from bff.errors import BodyTooLarge, ServiceOverloaded, Unauthorized
 from bff.lifecycle import Lifecycle
 from bff.settings import EdgeSettings
 
-# Operators' endpoints: never shed, limited nor authenticated (probes must always get in).
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+# The API's description: static, cheap, and needed before a client has a token. Operators'
+# endpoints are not on this listener at all (bff.admin).
+EXEMPT_PATHS = frozenset({"/openapi.json"})
 _SHED_HEADERS = {"Retry-After": "1"}
 
 
@@ -73,9 +75,11 @@ class EdgeGuard:
 
     async def _admit(self, request: web.Request) -> None:
         subject = None
-        if self._auth is not None:
+        # No route (404) or no such method (405): there is nothing to protect, and a token
+        # would not change the answer; such requests still count against the IP's limit.
+        if self._auth is not None and request.match_info.http_exception is None:
             try:
-                subject = self._auth.subject(request.headers.get("Authorization"))
+                subject = await self._auth.subject(request.headers.get("Authorization"))
             except Unauthorized:
                 # Bad tokens still spend the caller's IP allowance: no free token guessing.
                 if self._limiter is not None:
@@ -87,6 +91,7 @@ class EdgeGuard:
             await self._limiter.check(key)
 
     def decorate(self, request: web.Request, response: web.StreamResponse) -> None:
+        stamp(response.headers)
         if self._cors is not None and request.method != "OPTIONS":
             self._cors.decorate(request.headers, response.headers)
         if self._lifecycle.draining:
@@ -94,7 +99,14 @@ class EdgeGuard:
             response.force_close()
 
     async def resources(self, _app: web.Application) -> AsyncIterator[None]:
-        """cleanup_ctx: close the rate limiter's storage connections at shutdown."""
-        yield
-        if self._limiter is not None:
-            await self._limiter.close()
+        """cleanup_ctx: JWKS fetches while running; the rate limiter's storage closed at the
+        end."""
+        try:
+            if self._auth is None:
+                yield
+            else:
+                async for _ in self._auth.resources():
+                    yield
+        finally:
+            if self._limiter is not None:
+                await self._limiter.close()

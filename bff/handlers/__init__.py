@@ -1,1 +1,1 @@
-"""HTTP handlers: thin; they validate, call the domain code and encode."""
+"""HTTP handlers of the public API: thin; they validate, call the domain code and encode."""

@@ -9,12 +9,10 @@ from bff import validation
 from bff.aggregate import product_details
 from bff.clients.call import CallContext
 from bff.deadline import Deadline
+from bff.edge import forwarding
 from bff.keys import CALL_CONTEXT, CLIENTS, REQUEST_ID, SETTINGS, SUBJECT
 
 _encode = msgspec.json.Encoder().encode
-# Of the client's headers only these go downstream (contract §2); nothing else, ever. A
-# client's own X-User-ID is never among them: that header carries our verified subject only.
-_FORWARDED = ("Authorization", "Accept-Language")
 
 
 async def get_product_details(request: web.Request) -> web.Response:
@@ -26,11 +24,16 @@ async def get_product_details(request: web.Request) -> web.Response:
         budget = min(budget, client_budget)
 
     request_id = request[REQUEST_ID]
+    # Of the client's headers only these go downstream, nothing else ever (`tracestate` goes
+    # with the trace context, checked by bff.edge.forwarding too). A client's own X-User-ID is
+    # never among them: that header carries our verified subject only.
     headers = {"X-Request-ID": request_id}
-    for name in _FORWARDED:
-        value = request.headers.get(name)
-        if value is not None:
-            headers[name] = value
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    language = forwarding.accept_language(request.headers.get("Accept-Language"))
+    if language is not None:
+        headers["Accept-Language"] = language
     subject = request.get(SUBJECT)
     if subject is not None:
         headers["X-User-ID"] = subject

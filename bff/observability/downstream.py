@@ -1,11 +1,12 @@
 """What each downstream attempt leaves behind: a client span, attempt and retry counts.
 
-`DownstreamClient.attempt()` makes one `AttemptProbe` per attempt. `sending()` is called once
-the request is about to go out (the breaker admitted it and an instance was picked): it starts
-the client span (tracing on) and puts `traceparent`/`tracestate` in the headers (always: the
-contract wants them on every call). `finish()` is called with whatever the attempt raised.
-An attempt refused before any network call (deadline spent, breaker open) has no span and is
-not counted: it shows as the part's outcome and the request's `degraded` event instead.
+`bff.clients.attempt.Call.attempt()` makes one `AttemptProbe` per attempt. `sending()` is
+called once the request is about to go out (the breaker admitted it and an instance was
+picked): it starts the client span (tracing on) and puts `traceparent`/`tracestate` in the
+headers (always: the contract wants them on every call). `finish()` is called with whatever
+the attempt raised. An attempt refused before any network call (deadline spent, breaker
+open) has no span and is not counted: it shows as the part's outcome and the request's
+`degraded` event instead.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from bff.errors import DownstreamError
 from bff.observability import metrics
 from bff.observability.logging import log
 from bff.observability.tracing import RequestTrace, current_or_new
-from bff.resilience.backoff import PLANNED_DELAY
 
 if TYPE_CHECKING:
     from bff.clients.call import CallState
@@ -71,8 +71,9 @@ class AttemptProbe:
         self._span = span
         _propagate(RequestTrace.of_span(span), headers)  # the attempt's span is the parent
 
-    def finish(self, exc: BaseException | None, *, retry: bool = False) -> None:
-        """`exc`: what the attempt raised (for a planned retry, the attempt's error)."""
+    def finish(self, exc: BaseException | None, *, retry_delay: float | None = None) -> None:
+        """`exc`: what the attempt raised (for a planned retry, the attempt's error, and the
+        delay before the next attempt in `retry_delay`)."""
         if not self._sent:
             return
         if exc is None:
@@ -84,7 +85,7 @@ class AttemptProbe:
         else:
             outcome = "error"
         metrics.attempts(self._service, outcome).inc()
-        if retry:
+        if retry_delay is not None:
             metrics.retries(self._service).inc()
         span = self._span
         if span is None:
@@ -95,11 +96,11 @@ class AttemptProbe:
         if outcome != "ok":
             span.set_attribute("error.type", outcome)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
-        if retry:
+        if retry_delay is not None:
             span.add_event(
                 "retry_scheduled",
                 {
-                    "bff.retry.delay_ms": round(PLANNED_DELAY.get() * 1000, 3),
+                    "bff.retry.delay_ms": round(retry_delay * 1000, 3),
                     "bff.retry.next_attempt": self._state.attempts + 1,
                 },
             )

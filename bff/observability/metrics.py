@@ -8,6 +8,11 @@
     bff_breaker_state                 gauge      service            0 closed, 1 half-open, 2 open
                                                                     (max over live workers)
     bff_degraded_total                counter    part, reason       answers with that part missing
+    bff_cache_lookups_total           counter    service, result    hit, miss, stale, revalidated,
+                                                                    coalesced, stale_if_error
+    bff_cache_stored_bytes            gauge                         memory tier (sum over workers)
+    bff_cache_redis_errors_total      counter    op                 get, set, del: each one a miss
+    bff_http_parse_errors_total       counter    reason             requests the HTTP parser refused
 
 Several workers: prometheus_client's multiprocess mode. The supervisor points
 PROMETHEUS_MULTIPROC_DIR at a clean directory *before* the workers start (the library picks
@@ -82,12 +87,36 @@ _DEGRADED = Counter(
     "bff_degraded_total", "Answers sent without an optional part, by reason.", ("part", "reason")
 )
 
+_CACHE_LOOKUPS = Counter(
+    "bff_cache_lookups_total",
+    "Part cache decisions, by service and result.",
+    ("service", "result"),
+)
+CACHE_STORED_BYTES = Gauge(
+    "bff_cache_stored_bytes",
+    "Bytes held by the part cache's memory tier.",
+    multiprocess_mode="livesum",
+)
+_CACHE_REDIS_ERRORS = Counter(
+    "bff_cache_redis_errors_total",
+    "Redis operations of the part cache that failed or timed out (each one a miss).",
+    ("op",),
+)
+_PARSE_ERRORS = Counter(
+    "bff_http_parse_errors_total",
+    "Requests refused with 400 by the HTTP parser, before any handler.",
+    ("reason",),
+)
+
 request_duration = _Children(_REQUEST_DURATION)
 downstream_duration = _Children(_DOWNSTREAM_DURATION)
 attempts = _Children(_ATTEMPTS)
 retries = _Children(_RETRIES)
 breaker_state = _Children(_BREAKER)
 degraded = _Children(_DEGRADED)
+cache_lookups = _Children(_CACHE_LOOKUPS)
+cache_redis_errors = _Children(_CACHE_REDIS_ERRORS)
+parse_errors = _Children(_PARSE_ERRORS)
 
 
 def set_breaker_state(service: str, state: str) -> None:

@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from bff.clients.call import CallContext
+from bff.edge import forwarding
 from bff.keys import CALL_CONTEXT, REQUEST_ID, TELEMETRY
 from bff.observability import metrics
 from bff.observability.tracing import CURRENT, RequestTrace
@@ -40,14 +41,18 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
     tracer = request.app[TELEMETRY].tracer
     span: trace.Span | None = None
     otel_token = None
+    # A client's `tracestate` travels downstream only within W3C limits (bff.edge.forwarding).
+    traceparent = request.headers.get("traceparent")
+    tracestate = forwarding.tracestate(request.headers.getall("tracestate", []))
     if tracer is None:
-        ids = RequestTrace.passthrough(
-            request.headers.get("traceparent"), request.headers.get("tracestate")
-        )
+        ids = RequestTrace.passthrough(traceparent, tracestate)
     else:
+        carrier = {} if traceparent is None else {"traceparent": traceparent}
+        if tracestate is not None:
+            carrier["tracestate"] = tracestate
         span = tracer.start_span(
             method if resource is None else f"{method} {route}",
-            context=_PROPAGATOR.extract(request.headers),
+            context=_PROPAGATOR.extract(carrier),
             kind=SpanKind.SERVER,
             attributes={
                 "http.request.method": method,

@@ -1,16 +1,24 @@
-"""Circuit breaker per service: pybreaker's state machine, fed outcomes, never awaited.
+"""Circuit breaker per service: pybreaker's state machine, opened on a failure *rate*.
 
-pybreaker cannot guard a coroutine (LIBRARY-NOTES): decorating one counts nothing, and
+pybreaker cannot guard a coroutine: decorating one counts nothing, and
 `with breaker.calling(): await ...` turns a cancellation into either a failure or a success.
-So the network call never runs inside pybreaker. Instead:
+So the network call never runs inside pybreaker. The breaker is fed outcomes instead:
 
     permit = breaker.admit()      # raises CircuitOpen: no call at all
     ... the attempt ...
-    permit.success() | permit.failure(exc) | permit.release()   # release = neutral
+    permit.success() | permit.failure() | permit.release()   # release = neutral
 
-`release()` is for outcomes that say nothing about the service (the BFF cancelled the call,
-or the client's own short budget cut it): they neither count as failures nor reset the
-failure count, and a cancelled probe does not close a half-open breaker.
+When to open is decided here, not by pybreaker's consecutive-failure count: over a sliding
+window of `window_s` seconds, once at least `min_calls` outcomes are in, the breaker opens when
+the share of failures reaches `failure_rate` (resilience4j's time-based window). A run of bad
+luck on a healthy service does not open it; a service that fails most calls does, within
+`min_calls` calls. pybreaker still owns the states and their listeners (metrics, logs, spans):
+we move it with its public `open()`, `half_open()` and `close()`.
+
+`release()` is for outcomes that say nothing about the service's health (the BFF cancelled the
+call, the client's own short budget cut it, or the answer was bad for one id only): they are
+not counted at all, and a released probe leaves the breaker half-open for the next caller.
+Every permit is released in a `finally`; reporting twice is harmless (the first report wins).
 
 pybreaker's half-open state lets every concurrent caller through; we admit exactly one probe
 and fail the others fast until it reports.
@@ -18,32 +26,22 @@ and fail the others fast until it reports.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 
 import pybreaker
 
 from bff.errors import CircuitOpen
+from bff.resilience.window import SlidingCounts
 from bff.settings import BreakerSettings
 
 TransitionHook = Callable[[str, str, str], None]  # (service, old state, new state)
 
-
-class _Outcome(Exception):
-    """Carries a failure into pybreaker's bookkeeping."""
-
-
-def _succeed() -> None:
-    return None
-
-
-def _fail() -> None:
-    raise _Outcome
+_OK, _FAILED = 0, 1
 
 
 class ServiceBreaker:
-    __slots__ = ("_cb", "_opened_at", "_probe_in_flight", "name", "settings")
+    __slots__ = ("_cb", "_opened_at", "_outcomes", "_probe_in_flight", "name", "settings")
 
     def __init__(
         self, name: str, settings: BreakerSettings, on_transition: TransitionHook | None = None
@@ -52,8 +50,8 @@ class ServiceBreaker:
         self.settings = settings
         self._opened_at = 0.0
         self._probe_in_flight = False
+        self._outcomes = SlidingCounts(2, settings.window_s)
         self._cb = pybreaker.CircuitBreaker(
-            fail_max=settings.fail_max,
             reset_timeout=settings.reset_timeout_s,
             throw_new_error_on_trip=False,
             name=name,
@@ -66,8 +64,11 @@ class ServiceBreaker:
         return str(self._cb.current_state)
 
     @property
-    def fail_counter(self) -> int:
-        return int(self._cb.fail_counter)
+    def counts(self) -> tuple[int, int]:
+        """(successes, failures) in the current window (closed state only)."""
+        self._outcomes.current()
+        ok, failed = self._outcomes.totals
+        return ok, failed
 
     def retry_after(self) -> float:
         """Seconds until the next probe may go out (0 when closed)."""
@@ -89,19 +90,34 @@ class ServiceBreaker:
         self._probe_in_flight = True
         return Permit(self, probe=True)
 
-    def _record(self, fn: Callable[[], None]) -> None:
-        # An outcome that lands after another caller reopened the breaker changes nothing.
-        if self.state == pybreaker.STATE_OPEN:
+    def _record(self, *, failed: bool, probe: bool) -> None:
+        state = self.state
+        if probe and state == pybreaker.STATE_HALF_OPEN:
+            self._cb.open() if failed else self._cb.close()
             return
-        with contextlib.suppress(_Outcome, pybreaker.CircuitBreakerError):
-            self._cb.call(fn)
+        # An outcome that lands after the breaker opened (a call admitted while it was
+        # closed) changes nothing: the probe decides.
+        if state != pybreaker.STATE_CLOSED:
+            return
+        outcomes = self._outcomes
+        outcomes.add(_FAILED if failed else _OK)
+        if not failed:
+            return
+        ok, failures = outcomes.totals
+        calls = ok + failures
+        if calls >= self.settings.min_calls and failures >= calls * self.settings.failure_rate:
+            self._cb.open()
 
-    def _mark_opened(self) -> None:
-        self._opened_at = time.monotonic()
+    def _transitioned(self, new_state: str) -> None:
+        # Each closed spell starts with an empty window: what happened before the outage (or
+        # during it) says nothing about the service that the probe just found healthy.
+        self._outcomes.clear()
+        if new_state == pybreaker.STATE_OPEN:
+            self._opened_at = time.monotonic()
 
 
 class Permit:
-    """The right to make one attempt; report how it went exactly once."""
+    """The right to make one attempt; the first report of how it went is the one that counts."""
 
     __slots__ = ("_breaker", "_done", "probe")
 
@@ -112,16 +128,11 @@ class Permit:
 
     def success(self) -> None:
         if self._finish():
-            breaker = self._breaker
-            # The common case: closed, nothing counted. pybreaker would take its lock only to
-            # zero a counter that is already 0 (its listeners' `success` are no-ops): skip it.
-            if not self.probe and breaker.fail_counter == 0 and breaker.state == "closed":
-                return
-            breaker._record(_succeed)
+            self._breaker._record(failed=False, probe=self.probe)
 
     def failure(self) -> None:
         if self._finish():
-            self._breaker._record(_fail)
+            self._breaker._record(failed=True, probe=self.probe)
 
     def release(self) -> None:
         self._finish()
@@ -146,8 +157,7 @@ class _Listener(pybreaker.CircuitBreakerListener):
         old_state: pybreaker.CircuitBreakerState | None,
         new_state: pybreaker.CircuitBreakerState,
     ) -> None:
-        if new_state.name == pybreaker.STATE_OPEN:
-            self._owner._mark_opened()
+        self._owner._transitioned(str(new_state.name))
         if self._hook is not None:
             old = old_state.name if old_state is not None else "none"
             self._hook(self._owner.name, str(old), str(new_state.name))

@@ -41,6 +41,7 @@ from bff.settings.parse import (
     port,
     positive_float,
     positive_int,
+    redis_url,
 )
 from bff.settings.tracing import TracingSettings, read_tracing
 
@@ -72,6 +73,8 @@ class Settings:
     inventory: DownstreamSettings
     host: str = "127.0.0.1"
     port: int = 8080
+    # Operators' endpoints (/healthz, /readyz, /metrics) listen here, never on the public port.
+    admin_port: int = 9090
     workers: int = 1
     deadline_ms: float = 500.0
     # Kept back from every propagated budget so a downstream's own 504 reaches us before our
@@ -87,6 +90,8 @@ class Settings:
     # prometheus_client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR); the supervisor
     # makes one for its workers when several run and none is given.
     metrics_dir: str | None = None
+    # Shared state across workers and instances (BFF_REDIS_URL): the rate limit's storage.
+    redis_url: str | None = None
     edge: EdgeSettings = field(default_factory=EdgeSettings)
 
     @property
@@ -98,12 +103,14 @@ class Settings:
         env = os.environ if environ is None else environ
         read = Reader(env)
         d = _DEFAULTS
+        shared = read("BFF_REDIS_URL", redis_url, d["redis_url"])
         settings = cls(
             product=read_downstream(read, "product"),
             reviews=read_downstream(read, "reviews"),
             inventory=read_downstream(read, "inventory"),
             host=read("BFF_HOST", str, d["host"]),
             port=read("BFF_PORT", port, d["port"]),
+            admin_port=read("BFF_ADMIN_PORT", port, d["admin_port"]),
             # Unlike the dataclass (1, for tests and embedding), the command uses every core.
             workers=read("BFF_WORKERS", positive_int, os.cpu_count() or 1),
             deadline_ms=read("BFF_DEADLINE_MS", positive_float, d["deadline_ms"]),
@@ -119,8 +126,11 @@ class Settings:
             shutdown_grace_s=read("BFF_SHUTDOWN_GRACE_S", positive_float, d["shutdown_grace_s"]),
             tracing=read_tracing(read),
             metrics_dir=read("PROMETHEUS_MULTIPROC_DIR", str, None),
-            edge=read_edge(read),
+            redis_url=shared,
+            edge=read_edge(read, shared),
         )
+        if settings.admin_port == settings.port != 0:
+            raise SettingsError("BFF_ADMIN_PORT must differ from BFF_PORT")
         if settings.edge.drain_delay_s >= settings.shutdown_grace_s:
             raise SettingsError("BFF_DRAIN_DELAY_S must be shorter than BFF_SHUTDOWN_GRACE_S")
         return settings

@@ -34,7 +34,14 @@ class RetrySettings:
 
 @dataclass(frozen=True, slots=True)
 class BreakerSettings:
-    fail_max: int = 5
+    """Open when `failure_rate` of the calls in the last `window_s` failed, once there were at
+    least `min_calls`. 0.8, not resilience4j's 0.5: the retry budget already caps what a
+    failing service costs (1.2 calls per request), so the breaker is for a service that is
+    down, and a service failing half its calls still completes most answers with retries."""
+
+    window_s: float = 10.0
+    min_calls: int = 20
+    failure_rate: float = 0.8
     reset_timeout_s: float = 3.0
 
 
@@ -79,7 +86,9 @@ def read_downstream(read: Reader, name: str) -> DownstreamSettings:
             min_attempt_ms=read(f"{p}RETRY_MIN_ATTEMPT_MS", positive_float, r.min_attempt_ms),
         ),
         breaker=BreakerSettings(
-            fail_max=read(f"{p}BREAKER_FAIL_MAX", positive_int, b.fail_max),
+            window_s=read(f"{p}BREAKER_WINDOW_S", positive_float, b.window_s),
+            min_calls=read(f"{p}BREAKER_MIN_CALLS", positive_int, b.min_calls),
+            failure_rate=read(f"{p}BREAKER_FAILURE_RATE", ratio, b.failure_rate),
             reset_timeout_s=read(f"{p}BREAKER_RESET_S", positive_float, b.reset_timeout_s),
         ),
         outlier=OutlierSettings(

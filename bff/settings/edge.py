@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -13,6 +15,7 @@ from bff.settings.parse import (
     Reader,
     SettingsError,
     boolean,
+    http_url,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -28,10 +31,12 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 class RateLimitSettings:
     """`burst` requests per client in any window of `burst / rate` seconds (whole, >= 1)."""
 
-    rate: float = 100.0  # sustained requests per second per client; 0 turns limiting off
-    burst: int = 200
+    # Off by default: behind a load balancer without BFF_TRUSTED_PROXIES every user would share
+    # the balancer's one bucket (a load test from one address got 95% 429s at 100 req/s).
+    rate: float = 0.0  # sustained requests per second per client; 0: no limit
+    burst: int = 0  # 0: twice the rate
     strategy: RateLimitStrategy = "moving-window"
-    storage: str = "memory://"  # or redis://host:port[/db]: one limit shared by all instances
+    storage: str = "memory://"  # or BFF_REDIS_URL: one limit shared by all instances
 
     @property
     def enabled(self) -> bool:
@@ -42,22 +47,37 @@ class RateLimitSettings:
         return max(1, round(self.burst / self.rate)) if self.rate > 0 else 1
 
 
+# What a page may send us: the headers our API reads or forwards, and the W3C trace context
+# a browser instrumented with OpenTelemetry adds to every fetch.
+DEFAULT_CORS_HEADERS = (
+    "authorization",
+    "accept-language",
+    "x-request-id",
+    "x-request-timeout-ms",
+    "traceparent",
+    "tracestate",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CorsSettings:
     origins: tuple[str, ...] = ()  # exact origins, or ("*",); empty: no CORS headers at all
+    allow_headers: tuple[str, ...] = DEFAULT_CORS_HEADERS  # lower case
     allow_credentials: bool = False
     max_age_s: int = 600
 
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
-    """JWT verification; on when a key is set. `key`: the HS256 secret or a PEM public key."""
+    """JWT verification; on when a key is set. `key`: the HS256 secret or a PEM public key;
+    or `jwks_url`: the identity provider's key set, fetched at start and on an unknown `kid`."""
 
     algorithm: JwtAlgorithm | None = None
     key: bytes = b""
     issuer: str | None = None
     audience: str | None = None
     leeway_s: float = 30.0
+    jwks_url: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -83,19 +103,26 @@ class EdgeSettings:
     drain_delay_s: float = 2.0  # /readyz says 503 this long before the listener closes
 
 
-def read_edge(read: Reader) -> EdgeSettings:
-    """A variable not set keeps the dataclasses' default (written once, above)."""
+def read_edge(read: Reader, redis_url: str | None = None) -> EdgeSettings:
+    """A variable not set keeps the dataclasses' default (written once, above).
+
+    `redis_url` (BFF_REDIS_URL, read with the server settings): shared state, here the rate
+    limit's storage."""
     d, rl, c = _DEFAULT, _DEFAULT.rate_limit, _DEFAULT.cors
+    if read.raw("BFF_RATE_LIMIT_STORAGE"):
+        raise SettingsError("BFF_RATE_LIMIT_STORAGE is replaced by BFF_REDIS_URL")
+    rate = read("BFF_RATE_LIMIT_RATE", non_negative_float, rl.rate)
     rate_limit = RateLimitSettings(
-        rate=read("BFF_RATE_LIMIT_RATE", non_negative_float, rl.rate),
-        burst=read("BFF_RATE_LIMIT_BURST", positive_int, rl.burst),
+        rate=rate,
+        burst=read("BFF_RATE_LIMIT_BURST", positive_int, math.ceil(2 * rate)),
         strategy=read("BFF_RATE_LIMIT_STRATEGY", _strategy, rl.strategy),
-        storage=read("BFF_RATE_LIMIT_STORAGE", _storage, rl.storage),
+        storage=redis_url or rl.storage,
     )
     if rate_limit.enabled and rate_limit.burst < rate_limit.rate:
         raise SettingsError("BFF_RATE_LIMIT_BURST must be >= BFF_RATE_LIMIT_RATE")
     cors = CorsSettings(
         origins=read("BFF_CORS_ORIGINS", _origins, c.origins),
+        allow_headers=read("BFF_CORS_ALLOW_HEADERS", _header_names, c.allow_headers),
         allow_credentials=read("BFF_CORS_ALLOW_CREDENTIALS", boolean, c.allow_credentials),
         max_age_s=read("BFF_CORS_MAX_AGE_S", non_negative_int, c.max_age_s),
     )
@@ -124,10 +151,11 @@ def _auth(read: Reader) -> AuthSettings:
     secret = read.raw("BFF_AUTH_JWT_SECRET")
     pem = read.raw("BFF_AUTH_JWT_PUBLIC_KEY").replace("\\n", "\n")
     pem_file = read.raw("BFF_AUTH_JWT_PUBLIC_KEY_FILE")
-    if sum(map(bool, (secret, pem, pem_file))) > 1:
+    jwks_url = read("BFF_AUTH_JWT_JWKS_URL", http_url, None)
+    if sum(map(bool, (secret, pem, pem_file, jwks_url))) > 1:
         raise SettingsError(
             "set only one of BFF_AUTH_JWT_SECRET, BFF_AUTH_JWT_PUBLIC_KEY, "
-            "BFF_AUTH_JWT_PUBLIC_KEY_FILE"
+            "BFF_AUTH_JWT_PUBLIC_KEY_FILE, BFF_AUTH_JWT_JWKS_URL"
         )
     if pem_file:
         try:
@@ -150,6 +178,11 @@ def _auth(read: Reader) -> AuthSettings:
         name = "BFF_AUTH_JWT_PUBLIC_KEY_FILE" if pem_file else "BFF_AUTH_JWT_PUBLIC_KEY"
         algorithm = _public_key_algorithm(name, pem.encode(), requested)
         return AuthSettings(algorithm, pem.encode(), issuer, audience, leeway_s)
+    if jwks_url:
+        if requested == "HS256":
+            raise SettingsError("BFF_AUTH_JWT_ALGORITHM=HS256: a JWKS means RS256 or ES256")
+        algorithm = requested or "RS256"
+        return AuthSettings(algorithm, b"", issuer, audience, leeway_s, jwks_url=jwks_url)
     if requested is not None:
         raise SettingsError("BFF_AUTH_JWT_ALGORITHM is set but no secret or public key is")
     return AuthSettings()
@@ -182,11 +215,15 @@ def _strategy(raw: str) -> RateLimitStrategy:
     raise ValueError("must be 'moving-window' or 'fixed-window'")
 
 
-def _storage(raw: str) -> str:
-    url = URL(raw)
-    if raw == "memory://" or (url.scheme in {"redis", "rediss"} and url.host):
-        return raw
-    raise ValueError("must be memory:// or redis[s]://host:port[/db]")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field name
+
+
+def _header_names(raw: str) -> tuple[str, ...]:
+    names = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+    bad = [n for n in names if _TOKEN.fullmatch(n) is None]
+    if bad:
+        raise ValueError(f"not a header name: {bad[0]!r}")
+    return names
 
 
 def _algorithm(raw: str) -> JwtAlgorithm:

@@ -92,3 +92,10 @@ def http_url(raw: str) -> str:
     if url.scheme not in {"http", "https"} or not url.host:
         raise ValueError("must be an http(s) URL")
     return raw
+
+
+def redis_url(raw: str) -> str:
+    url = URL(raw)
+    if url.scheme not in {"redis", "rediss"} or not url.host:
+        raise ValueError("must be redis[s]://[user:password@]host:port[/db]")
+    return raw

@@ -15,6 +15,7 @@ from mock_services import ServiceKind
 
 BffClient = TestClient[Request, Any]
 MakeBff = Callable[..., Awaitable[BffClient]]
+AdminFor = Callable[[BffClient], Awaitable[BffClient]]
 KINDS: tuple[ServiceKind, ...] = ("product", "reviews", "inventory")
 
 

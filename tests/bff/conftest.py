@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -10,7 +10,9 @@ import pytest
 from bff_support import KINDS, BffClient, MakeBff, Mocks
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
+from bff.admin import create_admin_app
 from bff.app import create_app
+from bff.keys import LIFECYCLE, SETTINGS
 from bff.settings import Settings
 from mock_services import create_service_app
 
@@ -39,3 +41,16 @@ def make_bff(aiohttp_client: AiohttpClient, mocks: Mocks) -> MakeBff:
 @pytest.fixture
 async def bff(make_bff: MakeBff) -> BffClient:
     return await make_bff()
+
+
+@pytest.fixture
+def admin_for(aiohttp_client: AiohttpClient) -> Callable[[BffClient], Awaitable[BffClient]]:
+    """The admin listener (/healthz, /readyz, /metrics) of a BFF built by `make_bff`, sharing
+    its lifecycle, as a worker serves them."""
+
+    async def make(bff: BffClient) -> BffClient:
+        app = bff.app
+        assert app is not None
+        return await aiohttp_client(create_admin_app(app[SETTINGS], app[LIFECYCLE]))
+
+    return make

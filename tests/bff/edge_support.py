@@ -126,8 +126,8 @@ async def raw_request(host: str, port: int, data: bytes, *, head: bool = False) 
     try:
         writer.write(data)
         await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), STEP_S)
-        lines = head.decode("latin-1").split("\r\n")
+        raw_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), STEP_S)
+        lines = raw_head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ")[1])
         headers = []
         for line in lines[1:]:

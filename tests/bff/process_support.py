@@ -12,12 +12,20 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 15.0  # bound on every step; a healthy start takes about a second
 _INHERITED_NOISE = ("BFF_", "OTEL_", "PROMETHEUS_")
+
+
+def clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The developer's environment without any BFF_*, OTEL_* or PROMETHEUS_* variable, plus
+    `env`: a process under test sees only what its test sets. The admin port defaults to any
+    free one (9090 would collide between tests running at once)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_NOISE)}
+    return {**base, "BFF_ADMIN_PORT": "0", **(env or {})}
 
 
 class Lines:
@@ -57,12 +65,11 @@ def url_in(line: str) -> str:
 async def running(
     args: list[str], env: dict[str, str]
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, Lines]]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_NOISE)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *args,
         cwd=ROOT,
-        env={**base, **env},
+        env=clean_env(env),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -19,8 +19,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO
 
+from process_support import clean_env
+
 _URL = re.compile(r"(product|reviews|inventory)\s+(http://\S+)")
 _BFF = re.compile(r"bff listening on (http://\S+)")
+_ADMIN = re.compile(r"bff admin on (http://\S+)")
 
 
 @dataclass
@@ -94,7 +97,7 @@ def _started(cmd: list[str], env: Mapping[str, str] | None = None) -> Iterator[R
 def running_mocks(*args: str) -> Iterator[Running]:
     cmd = [sys.executable, "-m", "mock_services", "--product-port", "0"]
     cmd += ["--reviews-port", "0", "--inventory-port", "0", *args]
-    with _started(cmd) as running:
+    with _started(cmd, clean_env()) as running:
         running.urls = {m.group(1): m.group(2) for m in _wait_for(running, _URL, 3)}
         yield running
 
@@ -102,7 +105,7 @@ def running_mocks(*args: str) -> Iterator[Running]:
 @contextmanager
 def running_bff(mocks: Running, *args: str, env: Mapping[str, str] = {}) -> Iterator[Running]:
     full_env = {
-        **os.environ,
+        **clean_env(),
         "BFF_PRODUCT_URL": mocks.urls["product"],
         "BFF_REVIEWS_URL": mocks.urls["reviews"],
         "BFF_INVENTORY_URL": mocks.urls["inventory"],
@@ -112,5 +115,6 @@ def running_bff(mocks: Running, *args: str, env: Mapping[str, str] = {}) -> Iter
     }
     with _started([sys.executable, "-m", "bff", *args], full_env) as running:
         (match,) = _wait_for(running, _BFF, 1)
-        running.urls = {"bff": match.group(1)}
+        (admin,) = _wait_for(running, _ADMIN, 1)
+        running.urls = {"bff": match.group(1), "admin": admin.group(1)}
         yield running

@@ -9,6 +9,7 @@ import sys
 
 import aiohttp
 import pytest
+from process_support import clean_env
 from processes import running_bff, running_mocks
 
 pytestmark = pytest.mark.slow
@@ -16,10 +17,14 @@ pytestmark = pytest.mark.slow
 
 def test_help_lists_the_flags() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "bff", "--help"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "bff", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
     )
     assert out.returncode == 0
-    for flag in ("--host", "--port", "--workers"):
+    for flag in ("--host", "--port", "--admin-port", "--workers", "--print-config"):
         assert flag in out.stdout
 
 
@@ -67,7 +72,11 @@ def test_serves_and_stops_cleanly(workers: int, sig: int) -> None:
 )
 def test_an_invalid_flag_is_refused_with_the_settings_message(flag: str, message: str) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "bff", flag], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "bff", flag],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
     )
     assert out.returncode == 2
     assert message in out.stderr

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from process_support import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP_S = 20.0  # generous bound on every step; a healthy run takes about 2 s
@@ -33,7 +34,7 @@ async def _spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subpr
         sys.executable,
         *args,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env=clean_env(env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         # Its own process group: teardown kills the workers too, never anything else.
@@ -68,13 +69,17 @@ async def mock_urls() -> AsyncIterator[dict[str, str]]:
         await _stop(proc)
 
 
-async def _until_listening(stdout: asyncio.StreamReader) -> str:
-    """Read the BFF's stdout up to its `bff listening on ...` line (log lines may come first)."""
+async def _until_listening(stdout: asyncio.StreamReader) -> tuple[str, str]:
+    """Read the BFF's stdout up to its `bff listening on ...` line (log lines may come first);
+    returns that line and the admin listener's URL, announced just before it."""
+    admin = ""
     for _ in range(100):
         line = (await asyncio.wait_for(stdout.readline(), STEP_S)).decode()
         assert line, "the BFF exited early"
+        if line.startswith("bff admin on http://"):
+            admin = line.split()[3]
         if line.startswith("bff listening on http://"):
-            return line
+            return line, admin
     raise AssertionError("no 'bff listening' line")
 
 
@@ -101,7 +106,7 @@ async def test_sigterm_drains_without_dropping_a_request(
     timeout = aiohttp.ClientTimeout(total=STEP_S)
     try:
         # Printed once every worker listens (the supervisor waits for them).
-        line = await _until_listening(bff.stdout)
+        line, admin = await _until_listening(bff.stdout)
         base = line.split()[3]
         reader = asyncio.create_task(_drain_output(bff.stdout))
         # Fresh connections each time (force_close): with several workers each may land anywhere.
@@ -123,7 +128,7 @@ async def test_sigterm_drains_without_dropping_a_request(
 
             readyz = []
             for _ in range(3):  # during the drain delay the listener is still open
-                async with http.get("/readyz") as resp:
+                async with http.get(f"{admin}/readyz") as resp:
                     readyz.append(resp.status)
             late_status, late_connection = await fetch("P999")
             # A second wave accepted just before the listener closes: still in flight after.

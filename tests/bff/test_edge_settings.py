@@ -11,7 +11,7 @@ from bff.settings import Settings, SettingsError
 class TestDefaults:
     def test_safe_for_production_and_comfortable_for_make_run(self) -> None:
         edge = Settings.from_env({}).edge
-        assert edge.rate_limit.enabled
+        assert not edge.rate_limit.enabled  # on only when BFF_RATE_LIMIT_RATE is set
         assert edge.rate_limit.storage == "memory://"
         assert not edge.auth.enabled
         assert edge.cors.origins == ()

@@ -95,7 +95,7 @@ class TestAccessLine:
         exporter = InMemorySpanExporter()
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-        env = {**mocks.env(), "BFF_REVIEWS_BREAKER_FAIL_MAX": "1"}
+        env = {**mocks.env(), "BFF_REVIEWS_BREAKER_MIN_CALLS": "1"}
         bff = await aiohttp_client(create_app(Settings.from_env(env), tracer_provider=provider))
         await mocks.faults("reviews", error_rate=1)
         async with bff.get("/product-details/P001") as resp:
@@ -115,7 +115,7 @@ class TestNothingSensitive:
         self, make_bff: MakeBff, mocks: Mocks, log_lines: LogLines
     ) -> None:
         await mocks.faults("reviews", error_rate=1)  # more lines: retries, a breaker, a 5xx
-        bff = await make_bff(BFF_REVIEWS_BREAKER_FAIL_MAX=1)
+        bff = await make_bff(BFF_REVIEWS_BREAKER_MIN_CALLS=1)
         headers = {"Authorization": SECRETS[0], "Cookie": SECRETS[1]}
         for path in ("/product-details/P001", "/product-details/bad!id", "/nope"):
             async with bff.get(path, headers=headers) as resp:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from bff_support import BffClient, MakeBff, Mocks
+from bff_support import AdminFor, BffClient, MakeBff, Mocks
 from process_support import TIMEOUT_S, running, url_in
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -46,14 +46,17 @@ def delta(before: Figures, after: Figures, name: str, **labels: str) -> float:
 
 
 class TestSingleWorker:
-    async def test_requests_and_calls_are_counted(self, bff: BffClient) -> None:
-        before = await scrape(bff)
+    async def test_requests_and_calls_are_counted(
+        self, bff: BffClient, admin_for: AdminFor
+    ) -> None:
+        admin = await admin_for(bff)
+        before = await scrape(admin)
         for i in range(5):
             async with bff.get(f"/product-details/P00{i}") as resp:
                 assert resp.status == 200
         async with bff.get("/product-details/bad!") as resp:
             assert resp.status == 400
-        after = await scrape(bff)
+        after = await scrape(admin)
         ok = {"route": ROUTE, "method": "GET", "status": "200"}
         assert delta(before, after, "bff_request_duration_seconds_count", **ok) == 5
         bad = {**ok, "status": "400"}
@@ -63,18 +66,19 @@ class TestSingleWorker:
             assert delta(before, after, "bff_downstream_duration_seconds_count", **labels) == 5
             assert delta(before, after, "bff_downstream_attempts_total", **labels) == 5
             assert get(after, "bff_breaker_state", service=service) == 0
-        # The scrape that answers is the one request in flight.
-        assert get(after, "bff_in_flight_requests") == 1
+        # A scrape is not an API request (it comes through the admin listener).
+        assert get(after, "bff_in_flight_requests") == 0
 
     async def test_retries_degraded_answers_and_breaker_state(
-        self, make_bff: MakeBff, mocks: Mocks
+        self, make_bff: MakeBff, mocks: Mocks, admin_for: AdminFor
     ) -> None:
         await mocks.faults("reviews", error_rate=1)
-        bff = await make_bff(BFF_DEADLINE_MS=400, BFF_REVIEWS_BREAKER_FAIL_MAX=2)
-        before = await scrape(bff)
+        bff = await make_bff(BFF_DEADLINE_MS=400, BFF_REVIEWS_BREAKER_MIN_CALLS=2)
+        admin = await admin_for(bff)
+        before = await scrape(admin)
         async with bff.get("/product-details/P001") as resp:
             assert (await resp.json())["degraded"] == {"reviews": "unavailable"}
-        after = await scrape(bff)
+        after = await scrape(admin)
         sent = await mocks.requests("reviews")
         assert sent >= 2
         failed = {"service": "reviews", "outcome": "unavailable"}
@@ -85,8 +89,8 @@ class TestSingleWorker:
         assert delta(before, after, "bff_degraded_total", **reason) == 1
         assert get(after, "bff_breaker_state", service="reviews") == 2  # open
 
-    async def test_buckets_fit_the_budget(self, bff: BffClient) -> None:
-        figures = await scrape(bff)
+    async def test_buckets_fit_the_budget(self, bff: BffClient, admin_for: AdminFor) -> None:
+        figures = await scrape(await admin_for(bff))
         les = {
             dict(labels)["le"]
             for name, labels in figures
@@ -95,13 +99,16 @@ class TestSingleWorker:
         assert {"0.05", "0.1", "0.25", "0.5", "+Inf"} <= les
         assert sum(1 for b in BUCKETS if b <= 0.5) >= 10  # most resolution inside the budget
 
-    async def test_unknown_routes_and_methods_do_not_mint_labels(self, bff: BffClient) -> None:
-        before = await scrape(bff)
+    async def test_unknown_routes_and_methods_do_not_mint_labels(
+        self, bff: BffClient, admin_for: AdminFor
+    ) -> None:
+        admin = await admin_for(bff)
+        before = await scrape(admin)
         async with bff.get("/a/random/path/123") as resp:
             assert resp.status == 404
         async with bff.request("PROPFIND", "/product-details/P001") as resp:
             assert resp.status == 405
-        after = await scrape(bff)
+        after = await scrape(admin)
         labels = {"route": "unmatched", "method": "GET", "status": "404"}
         assert delta(before, after, "bff_request_duration_seconds_count", **labels) == 1
         assert not [k for k in after if ("route", "/a/random/path/123") in k[1]]
@@ -121,6 +128,7 @@ class TestTwoWorkers:
         (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # an earlier run's file
         env = {**mocks.env(), "BFF_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         async with running(["-m", "bff", "--port", "0"], env) as (proc, lines):
+            admin = url_in(await lines.next_matching("bff admin on"))
             url = url_in(await lines.next_matching("bff listening on"))
             sent = 20
             # A new connection per request: SO_REUSEPORT spreads connections, not requests.
@@ -132,7 +140,7 @@ class TestTwoWorkers:
                     async with session.get(f"{url}/product-details/P{i}") as resp:
                         assert resp.status == 200
                 for _ in range(4):
-                    async with session.get(f"{url}/metrics") as resp:
+                    async with session.get(f"{admin}/metrics") as resp:
                         figures = parse(await resp.text())
                     ok = {"route": ROUTE, "method": "GET", "status": "200"}
                     assert get(figures, "bff_request_duration_seconds_count", **ok) == sent
@@ -146,11 +154,11 @@ class TestTwoWorkers:
 async def _both_workers_serving(
     session: aiohttp.ClientSession, url: str, metrics_dir: Path
 ) -> None:
-    """Poll /readyz until each worker has answered: a worker writes its own histogram file
-    (histogram_<pid>.db) when it first serves a request."""
+    """Poll the public port until each worker has answered: a worker writes its own histogram
+    file (histogram_<pid>.db) when it first serves a request."""
     for _ in range(int(TIMEOUT_S / 0.02)):
         with contextlib.suppress(aiohttp.ClientConnectionError):
-            async with session.get(f"{url}/readyz") as resp:
+            async with session.get(f"{url}/openapi.json") as resp:
                 await resp.read()
         if len(_files(metrics_dir, "histogram_*.db")) == 2:
             return

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
-from bff_support import BffClient, MakeBff, Mocks
+from bff_support import AdminFor, BffClient, MakeBff, Mocks
 from edge_support import SECRET, claims, hs256
 
 from bff.edge import ratelimit
@@ -66,11 +66,14 @@ class TestBurst:
         await asyncio.sleep(1.1)
         assert await statuses(client, 1) == [200]
 
-    async def test_operator_endpoints_are_not_limited(self, make_bff: MakeBff) -> None:
+    async def test_operator_endpoints_are_not_limited(
+        self, make_bff: MakeBff, admin_for: AdminFor
+    ) -> None:
         client = await make_bff(**TIGHT)
         await statuses(client, 4)
+        admin = await admin_for(client)
         for _ in range(5):
-            async with client.get("/readyz") as resp:
+            async with admin.get("/readyz") as resp:
                 assert resp.status == 200
 
     async def test_off_when_rate_is_zero(self, make_bff: MakeBff) -> None:
@@ -136,7 +139,8 @@ class TestSettings:
             ({"BFF_RATE_LIMIT_BURST": "0"}, "BFF_RATE_LIMIT_BURST"),
             ({"BFF_RATE_LIMIT_RATE": "10", "BFF_RATE_LIMIT_BURST": "5"}, "BFF_RATE_LIMIT_BURST"),
             ({"BFF_RATE_LIMIT_STRATEGY": "token-bucket"}, "BFF_RATE_LIMIT_STRATEGY"),
-            ({"BFF_RATE_LIMIT_STORAGE": "memcached://x:1"}, "BFF_RATE_LIMIT_STORAGE"),
+            ({"BFF_REDIS_URL": "memcached://x:1"}, "BFF_REDIS_URL"),
+            ({"BFF_RATE_LIMIT_STORAGE": "redis://x:1"}, "BFF_RATE_LIMIT_STORAGE"),
             ({"BFF_TRUSTED_PROXIES": "10.0.0.0/33"}, "BFF_TRUSTED_PROXIES"),
         ],
     )
@@ -145,7 +149,8 @@ class TestSettings:
             Settings.from_env(env)
 
     def test_window(self) -> None:
-        limit = Settings.from_env({}).edge.rate_limit
+        """The burst defaults to twice the rate: 200 requests per 2 s window at 100/s."""
+        limit = Settings.from_env({"BFF_RATE_LIMIT_RATE": "100"}).edge.rate_limit
         assert (limit.rate, limit.burst, limit.window_s) == (100.0, 200, 2)
 
 
@@ -222,7 +227,7 @@ class TestRedisStorage:
         self, make_bff: MakeBff, redis_url: str
     ) -> None:
         # A unique client per run: Redis outlives a single test.
-        env = {**TIGHT, "BFF_RATE_LIMIT_STORAGE": redis_url, "BFF_TRUSTED_PROXIES": "127.0.0.1"}
+        env = {**TIGHT, "BFF_REDIS_URL": redis_url, "BFF_TRUSTED_PROXIES": "127.0.0.1"}
         xff = {"X-Forwarded-For": f"198.51.100.{int(time.time() * 1000) % 250}"}
         first = await make_bff(**env)
         second = await make_bff(**env)
@@ -234,5 +239,5 @@ class TestRedisStorage:
             assert 1 <= int(resp.headers["Retry-After"]) <= 1
 
     async def test_fails_open_when_redis_is_down(self, make_bff: MakeBff) -> None:
-        client = await make_bff(**TIGHT, BFF_RATE_LIMIT_STORAGE=f"redis://127.0.0.1:{_free_port()}")
+        client = await make_bff(**TIGHT, BFF_REDIS_URL=f"redis://127.0.0.1:{_free_port()}")
         assert await statuses(client, 5) == [200] * 5

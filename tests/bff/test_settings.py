@@ -32,14 +32,14 @@ class TestOverrides:
                 "BFF_WORKERS": "3",
                 "BFF_PRODUCT_URL": "http://127.0.0.1:1, http://127.0.0.2:2",
                 "BFF_REVIEWS_TIMEOUT_MS": "120",
-                "BFF_INVENTORY_BREAKER_FAIL_MAX": "9",
+                "BFF_INVENTORY_BREAKER_MIN_CALLS": "9",
                 "BFF_LOG_LEVEL": "debug",
             }
         )
         assert (s.port, s.deadline_ms, s.workers) == (9000, 250.0, 3)
         assert s.product.urls == (URL("http://127.0.0.1:1"), URL("http://127.0.0.2:2"))
         assert s.reviews.attempt_timeout_ms == 120.0
-        assert s.inventory.breaker.fail_max == 9
+        assert s.inventory.breaker.min_calls == 9
         assert s.log_level == "DEBUG"
 
     @pytest.mark.parametrize(

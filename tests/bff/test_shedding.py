@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bff_support import MakeBff, Mocks
+from bff_support import AdminFor, MakeBff, Mocks
 
 from bff.keys import EDGE
 
@@ -14,7 +14,7 @@ CAP = 2
 
 class TestShedding:
     async def test_request_past_the_cap_gets_503_at_once(
-        self, make_bff: MakeBff, mocks: Mocks
+        self, make_bff: MakeBff, mocks: Mocks, admin_for: AdminFor
     ) -> None:
         await mocks.faults("product", latency_ms=200)
         client = await make_bff(BFF_MAX_IN_FLIGHT=str(CAP))
@@ -41,8 +41,9 @@ class TestShedding:
         assert body["type"] == "/problems/overloaded"
         assert elapsed < 0.1, "shedding must not wait"
 
-        async with client.get("/readyz") as probe:
-            assert probe.status == 200, "health endpoints are exempt"
+        admin = await admin_for(client)
+        async with admin.get("/readyz") as probe:
+            assert probe.status == 200, "the admin listener is never shed"
 
         assert await asyncio.gather(*slow) == [200] * CAP
         assert guard.in_flight == 0

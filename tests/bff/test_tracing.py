@@ -211,7 +211,7 @@ class TestDecisionsShowInTheTrace:
         self, traced_bff: Any, traced_mocks: Mocks, exporter: InMemorySpanExporter
     ) -> None:
         await traced_mocks.faults("inventory", error_rate=1)
-        bff = await traced_bff(BFF_INVENTORY_BREAKER_FAIL_MAX=1, BFF_INVENTORY_RETRY_ATTEMPTS=1)
+        bff = await traced_bff(BFF_INVENTORY_BREAKER_MIN_CALLS=1, BFF_INVENTORY_RETRY_ATTEMPTS=1)
         async with bff.get("/product-details/P001") as resp:
             assert (await resp.json())["degraded"] == {"inventory": "unavailable"}
         server, _ = bff_spans(exporter)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bff_support import KINDS, BffClient, Mocks
+from bff_support import KINDS, AdminFor, BffClient, Mocks
 from yarl import URL
 
 BAD_IDS = {
@@ -73,10 +73,11 @@ class TestForwardedHeaders:
 
 
 class TestHealth:
-    async def test_healthz_and_readyz(self, bff: BffClient) -> None:
-        async with bff.get("/healthz") as resp:
+    async def test_healthz_and_readyz(self, bff: BffClient, admin_for: AdminFor) -> None:
+        admin = await admin_for(bff)
+        async with admin.get("/healthz") as resp:
             assert resp.status == 200
             assert await resp.json() == {"status": "ok"}
-        async with bff.get("/readyz") as resp:
+        async with admin.get("/readyz") as resp:
             assert resp.status == 200
             assert await resp.json() == {"status": "ready"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -62,6 +63,8 @@ class TestProcess:
             "--inventory-port=0",
             "--latency-scale=0",
             cwd=ROOT,
+            # Not the developer's OTEL_* variables: the process sees only what the test sets.
+            env={k: v for k, v in os.environ.items() if not k.startswith(("BFF_", "OTEL_"))},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

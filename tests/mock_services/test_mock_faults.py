@@ -23,6 +23,8 @@ ALL_FIELDS = {
     "wrong_schema_rate",
     "reset_rate",
     "seed",
+    "cache_control",
+    "etag",
 }
 
 

@@ -1,0 +1,44 @@
+"""The per-part HTTP cache: a correct shared cache (RFC 9111 + RFC 5861) in front of each
+downstream service, with request coalescing.
+
+    part_cache.py   PartCache: the facade the client path calls (lookup, store, 304, stale)
+    ├── outcomes.py PartRequest, Lookup (FRESH / STALE / REVALIDATE / MISS), StaleCopy
+    ├── policy.py   Cache-Control, Age, Date, ETag, Vary -> absolute deadlines, once
+    ├── keys.py     which copy may answer whom: Vary values, identity, coalescing keys
+    ├── memory.py   per-worker LRU bounded in bytes (cachetools)
+    ├── redis_tier.py  optional tier shared by all workers and instances; fails as a miss
+    ├── entry.py    the stored records and their versioned msgpack form
+    └── coalesce.py single flight per key, each waiter under its own deadline
+"""
+
+from __future__ import annotations
+
+from bff.cache.outcomes import Lookup, PartRequest, StaleCopy, Verdict
+from bff.cache.part_cache import PartCache
+from bff.cache.redis_tier import RedisTier
+from bff.observability import metrics
+from bff.settings.cache import CacheSettings
+
+__all__ = [
+    "Lookup",
+    "PartCache",
+    "PartRequest",
+    "StaleCopy",
+    "Verdict",
+    "open_part_cache",
+]
+
+
+def open_part_cache(settings: CacheSettings) -> PartCache:
+    """The worker's cache, with its Redis tier when `settings.redis_url` is set.
+
+    Connects lazily (nothing happens before the first lookup); `await cache.close()` at
+    shutdown."""
+    redis = None
+    if settings.enabled and settings.redis_url:
+        redis = RedisTier(
+            settings.redis_url,
+            timeout_s=settings.redis_timeout_ms / 1000,
+            on_error=lambda op: metrics.cache_redis_errors(op).inc(),
+        )
+    return PartCache(settings, redis=redis)

@@ -1,0 +1,176 @@
+"""One downstream call's attempts: send, classify, plan a retry.
+
+    attempt()        observed: one client span and attempt count per attempt
+    └─ _attempt()    deadline and breaker first (no network call when either says no), then
+       ├─ _send()       an instance, the headers, the GET under its timeout -> a Verdict
+       ├─ _report()     the verdict's health -> breaker permit, outlier ejection, latency
+       └─ plan_retry()  a delay, or None: then the error is final
+
+The breaker permit is released in a `finally`, whatever happens: a permit that is never
+reported would leave a half-open breaker waiting for its probe for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from bff.clients.call import CallContext, CallState
+from bff.clients.classify import Verdict, classify_answer, classify_error
+from bff.clients.endpoints import Endpoint
+from bff.clients.retry import RetryableAttempt
+from bff.clients.transport import Answer, send
+from bff.errors import CircuitOpen, DownstreamError, DownstreamTimeout
+from bff.observability.downstream import AttemptProbe
+from bff.resilience.backoff import backoff_delay
+from bff.resilience.breaker import Permit
+from bff.resilience.pool import Instance
+
+if TYPE_CHECKING:
+    from bff.clients.base import DownstreamClient
+
+
+class Call:
+    """One call (one part of one request): its attempts, and the value the last one got."""
+
+    __slots__ = ("client", "ctx", "endpoint", "product_id", "state", "value")
+
+    def __init__(
+        self,
+        client: DownstreamClient,
+        ctx: CallContext,
+        state: CallState,
+        endpoint: Endpoint[Any],
+        product_id: str,
+    ) -> None:
+        self.client = client
+        self.ctx = ctx
+        self.state = state
+        self.endpoint = endpoint
+        self.product_id = product_id
+        self.value: Any = None
+
+    async def attempt(self) -> aiohttp.ClientResponse:
+        """One attempt, observed: its client span, outcome and retry (bff.observability)."""
+        c = self.client
+        probe = AttemptProbe(c.tracer, c.name, self.endpoint, self.state)
+        try:
+            resp = await self._attempt(probe)
+        except RetryableAttempt as exc:
+            probe.finish(exc.error, retry_delay=exc.delay)
+            raise
+        except BaseException as exc:
+            probe.finish(exc)
+            raise
+        probe.finish(None)
+        return resp
+
+    async def _attempt(self, probe: AttemptProbe) -> aiohttp.ClientResponse:
+        c, state = self.client, self.state
+        state.attempts += 1
+        permit = self._admit()
+        try:
+            instance = c.pool.pick(state.last_instance)
+            state.last_instance = instance
+            allotted = min(c.attempt_timeout, self.ctx.deadline.remaining())
+            headers = dict(self.ctx.headers)
+            timeout_ms = max(1, int((allotted - c.margin) * 1000))
+            headers["X-Request-Timeout-Ms"] = str(timeout_ms)
+            path = self.endpoint.path(self.product_id)
+            probe.sending(instance, path, headers, c.breaker.state)
+            started = asyncio.get_running_loop().time()
+            verdict, answer = await self._send(instance, path, headers, allotted)
+            probe.status = answer.status if answer is not None else None
+            self._report(verdict, permit, instance, started)
+        finally:
+            permit.release()  # a no-op once reported; neutral for everything else
+        if verdict.error is None:
+            assert answer is not None  # only an answer can carry a value
+            self.value = verdict.value
+            return answer.response
+        state.error = verdict.error
+        if verdict.retryable and (delay := self.plan_retry(verdict.error)) is not None:
+            raise RetryableAttempt(verdict.error, delay)
+        raise verdict.error
+
+    def _admit(self) -> Permit:
+        """The breaker's permit, or the reason there is no attempt (no span, no count)."""
+        c, state = self.client, self.state
+        if self.ctx.deadline.remaining() <= 0.001:
+            raise state.error or DownstreamTimeout(c.name, "deadline reached")
+        try:
+            return c.breaker.admit()
+        except CircuitOpen:
+            if state.error is not None:  # the breaker opened between our attempts
+                raise state.error from None
+            raise
+
+    async def _send(
+        self,
+        instance: Instance,
+        path: str,
+        headers: dict[str, str],
+        allotted: float,
+    ) -> tuple[Verdict, Answer | None]:
+        c = self.client
+        instance.in_flight += 1
+        try:
+            answer = await send(
+                c.session,
+                instance,
+                path,
+                headers,
+                service=c.name,
+                timeout_s=allotted,
+                max_body_bytes=c.settings.max_body_bytes,
+            )
+        except DownstreamError as exc:
+            return classify_error(exc, timeouts_count=self._timeouts_count(allotted)), None
+        finally:
+            instance.in_flight -= 1
+        timeouts_count = self._timeouts_count(allotted)
+        verdict = classify_answer(
+            answer, self.endpoint, self.product_id, c.name, timeouts_count=timeouts_count
+        )
+        return verdict, answer
+
+    def _timeouts_count(self, allotted: float) -> bool:
+        """A timeout counts against the service only when the attempt had its full time and our
+        own loop is not running late (asked when the attempt ends: lag builds up meanwhile)."""
+        c = self.client
+        return allotted >= c.attempt_timeout and not c.loop_starved()
+
+    def _report(self, verdict: Verdict, permit: Permit, instance: Instance, started: float) -> None:
+        c = self.client
+        if verdict.health == "success":
+            permit.success()
+            c.pool.record_success(instance)
+            if verdict.error is None:
+                c.latency.record(asyncio.get_running_loop().time() - started)
+        elif verdict.health == "failure":
+            permit.failure()
+            c.pool.record_failure(instance)
+        # "neutral": neither; the caller's `finally` releases the permit.
+
+    def plan_retry(self, error: DownstreamError) -> float | None:
+        """The delay before the next attempt, or None when there is none (and `error` is final).
+
+        A retry needs attempts left, a breaker that is not open, a deadline that still holds
+        the delay plus the service's recent p90 latency, and a token from the retry budget
+        (spent here, last, so that a retry refused for another reason costs none).
+        """
+        c, retry = self.client, self.client.settings.retry
+        if self.state.attempts >= retry.max_attempts or c.breaker.state == "open":
+            return None
+        delay = backoff_delay(
+            self.state.attempts, retry.backoff_base_ms / 1000, retry.backoff_max_ms / 1000
+        )
+        if error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        if self.ctx.deadline.remaining() - delay < c.latency.floor() + c.margin:
+            return None
+        if not c.budget.try_spend():
+            return None
+        return delay

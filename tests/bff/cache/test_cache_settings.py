@@ -1,0 +1,53 @@
+"""Cache settings from the environment: defaults, each variable, and refusals naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from bff.settings.cache import CacheSettings, read_cache
+from bff.settings.parse import Reader, SettingsError
+
+
+def read(**env: str) -> CacheSettings:
+    return read_cache(Reader(env))
+
+
+class TestCacheSettings:
+    """On by default, 64 MiB per worker, a day at most, no Redis, compression from 1 KiB."""
+
+    def test_defaults(self) -> None:
+        s = read()
+        assert s == CacheSettings()
+        assert s.enabled
+        assert s.max_bytes == 64 * 1024 * 1024
+        assert s.max_ttl_s == 86_400
+        assert s.redis_url is None
+        assert s.compress_min_bytes == 1024
+
+    def test_every_variable(self) -> None:
+        s = read(
+            BFF_CACHE="off",
+            BFF_CACHE_MAX_BYTES="1000",
+            BFF_CACHE_MAX_TTL_S="60",
+            BFF_REDIS_URL="redis://127.0.0.1:6379/2",
+            BFF_CACHE_REDIS_TIMEOUT_MS="2.5",
+            BFF_COMPRESS_MIN_BYTES="0",
+        )
+        assert s == CacheSettings(False, 1000, 60.0, "redis://127.0.0.1:6379/2", 2.5, 0)
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("BFF_CACHE", "maybe"),
+            ("BFF_CACHE_MAX_BYTES", "0"),
+            ("BFF_CACHE_MAX_BYTES", "64MiB"),
+            ("BFF_CACHE_MAX_TTL_S", "-1"),
+            ("BFF_CACHE_MAX_TTL_S", "inf"),
+            ("BFF_REDIS_URL", "http://127.0.0.1:6379"),
+            ("BFF_CACHE_REDIS_TIMEOUT_MS", "0"),
+            ("BFF_COMPRESS_MIN_BYTES", "-1"),
+        ],
+    )
+    def test_refused(self, name: str, value: str) -> None:
+        with pytest.raises(SettingsError, match=name):
+            read(**{name: value})

@@ -1,0 +1,107 @@
+"""Single flight: one call per key for concurrent callers, each under its own deadline."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bff.cache.coalesce import SingleFlight
+
+
+class Service:
+    """Counts calls; each call waits until the test releases it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.cancelled = 0
+        self.release = asyncio.Event()
+
+    async def call(self) -> str:
+        self.calls += 1
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            await asyncio.sleep(0.02)  # a cleanup that takes a while (a connection closed)
+            raise
+        return f"answer {self.calls}"
+
+
+class TestSingleFlight:
+    """Concurrent callers of a key share one call; leaving never hurts the others."""
+
+    async def test_herd_makes_one_call(self) -> None:
+        flight: SingleFlight[str] = SingleFlight()
+        service = Service()
+        herd = [asyncio.create_task(flight.run("k", service.call)) for _ in range(500)]
+        await asyncio.sleep(0)
+        service.release.set()
+        results = await asyncio.gather(*herd)
+        assert service.calls == 1
+        assert {r for r, _ in results} == {"answer 1"}
+        assert sum(joined for _, joined in results) == 499
+        assert len(flight) == 0
+
+    async def test_other_keys_are_separate(self) -> None:
+        flight: SingleFlight[str] = SingleFlight()
+        service = Service()
+        service.release.set()
+        await asyncio.gather(flight.run("a", service.call), flight.run("b", service.call))
+        assert service.calls == 2
+
+    async def test_a_waiter_leaving_does_not_cancel_the_call(self) -> None:
+        flight: SingleFlight[str] = SingleFlight()
+        service = Service()
+        patient = asyncio.create_task(flight.run("k", service.call))
+        await asyncio.sleep(0)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await flight.run("k", service.call)  # leaves at its own deadline
+        service.release.set()
+        assert await patient == ("answer 1", False)
+        assert service.cancelled == 0
+
+    async def test_the_leader_leaving_does_not_cancel_the_call(self) -> None:
+        flight: SingleFlight[str] = SingleFlight()
+        service = Service()
+        leader = asyncio.create_task(flight.run("k", service.call))
+        await asyncio.sleep(0)
+        follower = asyncio.create_task(flight.run("k", service.call))
+        await asyncio.sleep(0)
+        leader.cancel()
+        await asyncio.sleep(0)
+        service.release.set()
+        assert await follower == ("answer 1", True)
+        assert service.cancelled == 0
+
+    async def test_cancelled_when_nobody_waits(self) -> None:
+        flight: SingleFlight[str] = SingleFlight()
+        service = Service()
+        waiters = [asyncio.create_task(flight.run("k", service.call)) for _ in range(3)]
+        await asyncio.sleep(0)
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        await asyncio.sleep(0)
+        assert service.cancelled == 1
+        assert not flight.in_flight("k")
+        # A caller arriving while that call is still cancelling starts afresh rather than
+        # joining it (and getting its CancelledError).
+        service.release.set()
+        assert await flight.run("k", service.call) == ("answer 2", False)
+
+    async def test_an_error_reaches_every_waiter(self) -> None:
+        flight: SingleFlight[str] = SingleFlight()
+        gate = asyncio.Event()
+
+        async def failing() -> str:
+            await gate.wait()
+            raise ConnectionResetError("down")
+
+        waiters = [asyncio.create_task(flight.run("k", failing)) for _ in range(3)]
+        await asyncio.sleep(0)
+        gate.set()
+        results = await asyncio.gather(*waiters, return_exceptions=True)
+        assert all(isinstance(r, ConnectionResetError) for r in results)
+        assert len(flight) == 0
