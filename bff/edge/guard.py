@@ -1,12 +1,25 @@
 """`EdgeGuard`: the protections of `bff.edge`, composed into one call around the handler.
 
 Built once per app from `EdgeSettings`; every protection that is off is `None` and costs a
-single check. It raises the `EdgeRejection`s of `bff.errors`; the edge middleware turns them
-into problems like any other error, then calls `decorate` on whatever response goes out.
+single check.
+
+Admission, before any work (no token check, no rate-limit lookup, no downstream call):
+a request that already spent its whole deadline queued in this worker (bff.edge.arrival) is
+refused, and so is one over the adaptive concurrency limit (bff.resilience.adaptive): 503 +
+`Retry-After` at once, never a queue. The adaptive limit sits under `max_in_flight`, which
+stays the hard ceiling: latency is a good signal of queueing but not of every cost (a
+downstream failing fast looks "fast" and would let the limit climb without bound), and an
+operator needs one figure that bounds memory and sockets whatever the gradient learns. Its
+latency sample is the request's whole time in the worker, queueing included, and only for
+requests that went downstream: a 400 or 401 is fast for reasons that say nothing of load.
+
+It raises the `EdgeRejection`s of `bff.errors`; the edge middleware turns them into problems
+like any other error, then calls `decorate` on whatever response goes out.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -20,39 +33,43 @@ from bff.edge.headers import stamp
 from bff.edge.ratelimit import RateLimiter
 from bff.errors import BodyTooLarge, ServiceOverloaded, Unauthorized
 from bff.lifecycle import Lifecycle
+from bff.resilience.adaptive import AdaptiveLimit, AdaptiveLimitPolicy
 from bff.settings import EdgeSettings
 
 # The API's description: static, cheap, and needed before a client has a token. Operators'
 # endpoints are not on this listener at all (bff.admin).
 EXEMPT_PATHS = frozenset({"/openapi.json"})
-_SHED_HEADERS = {"Retry-After": "1"}
 
 
 class EdgeGuard:
     __slots__ = (
         "_auth",
         "_client_ip",
+        "_concurrency",
         "_cors",
-        "_in_flight",
+        "_deadline_s",
         "_lifecycle",
         "_limiter",
         "_max_body",
-        "_max_in_flight",
     )
 
-    def __init__(self, settings: EdgeSettings, lifecycle: Lifecycle) -> None:
+    def __init__(self, settings: EdgeSettings, lifecycle: Lifecycle, *, deadline_s: float) -> None:
         self._lifecycle = lifecycle
         self._cors = Cors(settings.cors) if settings.cors.origins else None
         self._auth = JwtVerifier(settings.auth) if settings.auth.enabled else None
         self._limiter = RateLimiter(settings.rate_limit) if settings.rate_limit.enabled else None
         self._client_ip = ClientIp(settings.trusted_proxies)
         self._max_body = settings.max_body_bytes
-        self._max_in_flight = settings.max_in_flight
-        self._in_flight = 0
+        self._deadline_s = deadline_s
+        self._concurrency = AdaptiveLimit(_limit_policy(settings))
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        return self._concurrency.in_flight
+
+    @property
+    def concurrency_limit(self) -> int:
+        return int(self._concurrency.limit)
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS" and self._cors is not None and "Origin" in request.headers:
@@ -63,15 +80,22 @@ class EdgeGuard:
             length = request.content_length
             if length is None or length > self._max_body:
                 raise BodyTooLarge(f"a request body may be at most {self._max_body} bytes")
-        if self._in_flight >= self._max_in_flight:
+        received = request[keys.RECEIVED_AT]
+        if time.perf_counter() - received >= self._deadline_s:
+            raise ServiceOverloaded("the request's deadline passed while it was queued")
+        limit = self._concurrency
+        if not limit.acquire():
             # No queue: waiting would only spend the deadline of a request we cannot serve.
-            raise ServiceOverloaded("this instance is at its in-flight limit", _SHED_HEADERS)
-        self._in_flight += 1
+            raise ServiceOverloaded("this instance is at its concurrency limit")
+        rtt: float | None = None
         try:
             await self._admit(request)
-            return await handler(request)
+            response = await handler(request)
+            if keys.CALL_CONTEXT in request:
+                rtt = time.perf_counter() - received
+            return response
         finally:
-            self._in_flight -= 1
+            limit.release(rtt)
 
     async def _admit(self, request: web.Request) -> None:
         subject = None
@@ -110,3 +134,16 @@ class EdgeGuard:
         finally:
             if self._limiter is not None:
                 await self._limiter.close()
+
+
+def _limit_policy(settings: EdgeSettings) -> AdaptiveLimitPolicy:
+    """The adaptive limit's defaults, under the fixed ceiling `max_in_flight`."""
+    ceiling = settings.max_in_flight
+    default = AdaptiveLimitPolicy()
+    if not settings.adaptive_concurrency:
+        return AdaptiveLimitPolicy(initial=ceiling, minimum=ceiling, maximum=ceiling)
+    return AdaptiveLimitPolicy(
+        initial=min(default.initial, ceiling),
+        minimum=min(default.minimum, ceiling),
+        maximum=ceiling,
+    )
