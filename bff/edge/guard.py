@@ -33,12 +33,17 @@ from bff.edge.headers import stamp
 from bff.edge.ratelimit import RateLimiter
 from bff.errors import BodyTooLarge, ServiceOverloaded, Unauthorized
 from bff.lifecycle import Lifecycle
+from bff.observability import metrics
 from bff.resilience.adaptive import AdaptiveLimit, AdaptiveLimitPolicy
 from bff.settings import EdgeSettings
 
 # The API's description: static, cheap, and needed before a client has a token. Operators'
 # endpoints are not on this listener at all (bff.admin).
 EXEMPT_PATHS = frozenset({"/openapi.json"})
+# A request refused for overload should be answered within ~5 ms; that holds only while the
+# worker's loop reaches a new request within that time, so admitted requests waiting longer
+# than this on average mean the limit is too high.
+QUEUE_TARGET_S = 0.005
 
 
 class EdgeGuard:
@@ -51,6 +56,7 @@ class EdgeGuard:
         "_lifecycle",
         "_limiter",
         "_max_body",
+        "_published",
     )
 
     def __init__(self, settings: EdgeSettings, lifecycle: Lifecycle, *, deadline_s: float) -> None:
@@ -62,6 +68,8 @@ class EdgeGuard:
         self._max_body = settings.max_body_bytes
         self._deadline_s = deadline_s
         self._concurrency = AdaptiveLimit(_limit_policy(settings))
+        self._published = int(self._concurrency.limit)
+        metrics.CONCURRENCY_LIMIT.set(self._published)
 
     @property
     def in_flight(self) -> int:
@@ -81,11 +89,14 @@ class EdgeGuard:
             if length is None or length > self._max_body:
                 raise BodyTooLarge(f"a request body may be at most {self._max_body} bytes")
         received = request[keys.RECEIVED_AT]
-        if time.perf_counter() - received >= self._deadline_s:
+        queued = time.perf_counter() - received
+        if queued >= self._deadline_s:
+            metrics.shed("queued").inc()
             raise ServiceOverloaded("the request's deadline passed while it was queued")
         limit = self._concurrency
         if not limit.acquire():
             # No queue: waiting would only spend the deadline of a request we cannot serve.
+            metrics.shed("concurrency").inc()
             raise ServiceOverloaded("this instance is at its concurrency limit")
         rtt: float | None = None
         try:
@@ -95,7 +106,10 @@ class EdgeGuard:
                 rtt = time.perf_counter() - received
             return response
         finally:
-            limit.release(rtt)
+            limit.release(rtt, queued)
+            if int(limit.limit) != self._published:
+                self._published = int(limit.limit)
+                metrics.CONCURRENCY_LIMIT.set(self._published)
 
     async def _admit(self, request: web.Request) -> None:
         subject = None
@@ -137,13 +151,16 @@ class EdgeGuard:
 
 
 def _limit_policy(settings: EdgeSettings) -> AdaptiveLimitPolicy:
-    """The adaptive limit's defaults, under the fixed ceiling `max_in_flight`."""
+    """The adaptive limit under the fixed ceiling `max_in_flight`. It starts at 64, not open:
+    a burst of new connections at an open limit (1,024 requests admitted at once, 3,072
+    downstream calls) held a worker's loop for over a second, refusals included; from 64 a
+    worker that has room grows past any concurrency it is offered within a second."""
     ceiling = settings.max_in_flight
-    default = AdaptiveLimitPolicy()
     if not settings.adaptive_concurrency:
         return AdaptiveLimitPolicy(initial=ceiling, minimum=ceiling, maximum=ceiling)
     return AdaptiveLimitPolicy(
-        initial=min(default.initial, ceiling),
-        minimum=min(default.minimum, ceiling),
+        initial=min(AdaptiveLimitPolicy().initial, ceiling),
+        minimum=min(AdaptiveLimitPolicy().minimum, ceiling),
         maximum=ceiling,
+        queue_target_s=QUEUE_TARGET_S,
     )

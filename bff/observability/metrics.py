@@ -13,6 +13,10 @@
     bff_cache_stored_bytes            gauge                         memory tier (sum over workers)
     bff_cache_redis_errors_total      counter    op                 get, set, del: each one a miss
     bff_http_parse_errors_total       counter    reason             requests the HTTP parser refused
+    bff_concurrency_limit             gauge                         adaptive limit (sum, workers)
+    bff_shed_total                    counter    reason             503s before any work:
+                                                                    concurrency, queued
+    bff_downstream_hedges_total       counter    service, outcome   hedges sent: won, lost, failed
 
 Several workers: prometheus_client's multiprocess mode. The supervisor points
 PROMETHEUS_MULTIPROC_DIR at a clean directory *before* the workers start (the library picks
@@ -108,6 +112,24 @@ _PARSE_ERRORS = Counter(
     ("reason",),
 )
 
+CONCURRENCY_LIMIT = Gauge(
+    "bff_concurrency_limit",
+    "The adaptive concurrency limit: requests a worker serves at once before refusing.",
+    multiprocess_mode="livesum",
+)
+_SHED = Counter(
+    "bff_shed_total",
+    "Requests refused with 503 before any work: over the concurrency limit, or their "
+    "deadline went by while they were queued.",
+    ("reason",),
+)
+_HEDGES = Counter(
+    "bff_downstream_hedges_total",
+    "Hedged attempts sent, by outcome: won (its answer was used), lost (the first attempt "
+    "answered first; the hedge was cancelled), failed.",
+    ("service", "outcome"),
+)
+
 request_duration = _Children(_REQUEST_DURATION)
 downstream_duration = _Children(_DOWNSTREAM_DURATION)
 attempts = _Children(_ATTEMPTS)
@@ -117,6 +139,8 @@ degraded = _Children(_DEGRADED)
 cache_lookups = _Children(_CACHE_LOOKUPS)
 cache_redis_errors = _Children(_CACHE_REDIS_ERRORS)
 parse_errors = _Children(_PARSE_ERRORS)
+shed = _Children(_SHED)
+hedges = _Children(_HEDGES)
 
 
 def set_breaker_state(service: str, state: str) -> None:

@@ -9,59 +9,11 @@ worker would be.
 from __future__ import annotations
 
 import asyncio
-import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
-from aiohttp import web
 from bff_support import KINDS, Mocks
-
-from bff.app import create_app
-from bff.edge.arrival import BffRequestHandler
-from bff.server import make_runner
-from bff.settings import Settings
-
-Serve = Callable[..., Awaitable[str]]
-
-
-@pytest.fixture
-async def serve(mocks: Mocks) -> AsyncIterator[Serve]:
-    """Start the BFF with the production runner on a free port; returns its base URL."""
-    runners: list[web.AppRunner] = []
-
-    async def start(**env: str) -> str:
-        settings = Settings.from_env({**mocks.env(), **env})
-        runner = make_runner(create_app(settings), settings)
-        await runner.setup()
-        runners.append(runner)
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-    for kind in KINDS:
-        await mocks.faults(kind, latency_ms=5)
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
-def busy_after_receipt(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """Every time bytes arrive, the loop is then blocked for `seconds` before anything else
-    runs: the request has been received, but its handler waits in the worker's queue."""
-    original = BffRequestHandler.data_received
-
-    def data_received(self: BffRequestHandler, data: bytes) -> None:
-        asyncio.get_running_loop().call_soon(time.sleep, seconds)
-        original(self, data)
-
-    monkeypatch.setattr(BffRequestHandler, "data_received", data_received)
-
-
-def total_ms(resp: aiohttp.ClientResponse) -> float:
-    match = re.search(r"total;dur=([\d.]+)", resp.headers["Server-Timing"])
-    assert match is not None, resp.headers["Server-Timing"]
-    return float(match.group(1))
+from runner_support import Serve, busy_after_receipt, total_ms
 
 
 class TestQueueingCounts:
