@@ -3,7 +3,8 @@
 A call that has not answered after the service's recently observed p95 latency, plus a
 quarter (`HEADROOM`), bounded by `min_delay_ms` and `max_delay_ms`, is one of the slow few; a
 second request to another instance (the same one if there is only one) usually answers
-sooner than the first would. `delay()` says when to consider it; `admit()`, at that moment, whether to send it:
+sooner than the first would. `delay()` says when to consider it; `admit()`, at that moment,
+whether to send it:
 
 - the hedge budget has a token: at most `budget_ratio` of first calls (10%) are hedged,
   over a sliding window. The budget is separate from the retry budget: retries repair
