@@ -30,6 +30,7 @@ from bff.observability import metrics
 from bff.observability.downstream import AttemptProbe
 from bff.resilience.backoff import backoff_delay
 from bff.resilience.breaker import Permit
+from bff.resilience.hedge import LATE_S
 from bff.resilience.pool import Instance
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class Call:
                 verdict, answer = await leg
             else:
                 (verdict, answer), outcome = await race(
-                    leg, delay, lambda: self._hedge(instance, path)
+                    leg, delay, lambda late: self._hedge(instance, path, late)
                 )
                 if outcome is not None:
                     probe.hedged(outcome)
@@ -132,11 +133,13 @@ class Call:
         finally:
             permit.release()
 
-    def _hedge(self, first: Instance, path: str) -> asyncio.Task[Leg] | None:
+    def _hedge(self, first: Instance, path: str, late_s: float) -> asyncio.Task[Leg] | None:
         """Start the hedge leg now, or None when it may not go (see bff.resilience.hedge;
-        the breaker last: a hedge needs a permit of its own)."""
+        the breaker last: a hedge needs a permit of its own). `late_s`: how late the hedge
+        timer fired."""
         c = self.client
-        refused = c.hedging.admit(self.ctx.deadline.remaining(), c.margin, c.loop_starved())
+        loop_late = late_s > LATE_S or c.loop_starved()
+        refused = c.hedging.admit(self.ctx.deadline.remaining(), c.margin, loop_late)
         if refused is not None:
             return None
         try:

@@ -15,6 +15,7 @@ also when the caller itself is cancelled (the fan-out answered at its deadline).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
@@ -23,7 +24,9 @@ from bff.clients.transport import Answer
 
 Leg = tuple[Verdict, Answer | None]
 HedgeOutcome = Literal["won", "lost", "failed"]
-StartHedge = Callable[[], "asyncio.Task[Leg] | None"]
+# Called with how late (seconds) the hedge timer fired: a loop that runs late now has most
+# likely read the first answer already, and it waits in our own queue.
+StartHedge = Callable[[float], "asyncio.Task[Leg] | None"]
 
 
 def _good(leg: Leg) -> bool:
@@ -39,8 +42,9 @@ async def race(
     primary = loop.create_task(primary_leg)
     hedge: asyncio.Task[Leg] | None = None
     try:
-        if not await _done_within(primary, delay):
-            hedge = start_hedge()
+        late = await _late_unless_done(primary, delay)
+        if late is not None:
+            hedge = start_hedge(late)
         if hedge is None:
             return await primary, None
         winner = await _first_good(primary, hedge)
@@ -52,10 +56,12 @@ async def race(
         await _cancel_and_wait(primary, hedge)
 
 
-async def _done_within(task: asyncio.Task[Leg], delay: float) -> bool:
+async def _late_unless_done(task: asyncio.Task[Leg], delay: float) -> float | None:
     """Wait for `task` for at most `delay` seconds (one timer, one future: this runs on
-    every call of a service that hedges). True when it finished."""
+    every call of a service that hedges). None when it finished; else how many seconds
+    later than asked the timer woke us."""
     loop = asyncio.get_running_loop()
+    due = time.perf_counter() + delay
     waiter: asyncio.Future[None] = loop.create_future()
 
     def wake(_: object = None) -> None:
@@ -69,7 +75,7 @@ async def _done_within(task: asyncio.Task[Leg], delay: float) -> bool:
     finally:
         timer.cancel()
         task.remove_done_callback(wake)
-    return task.done()
+    return None if task.done() else max(0.0, time.perf_counter() - due)
 
 
 async def _first_good(primary: asyncio.Task[Leg], hedge: asyncio.Task[Leg]) -> asyncio.Task[Leg]:

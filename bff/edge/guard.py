@@ -40,10 +40,12 @@ from bff.settings import EdgeSettings
 # The API's description: static, cheap, and needed before a client has a token. Operators'
 # endpoints are not on this listener at all (bff.admin).
 EXEMPT_PATHS = frozenset({"/openapi.json"})
-# A request refused for overload should be answered within ~5 ms; that holds only while the
-# worker's loop reaches a new request within that time, so admitted requests waiting longer
-# than this on average mean the limit is too high.
-QUEUE_TARGET_S = 0.005
+# A request refused for overload should be answered within a few ms; that holds only while
+# the worker's loop reaches a new request within that time, so admitted requests waiting
+# longer than this on average mean the limit is too high. 5 ms shed requests at 64
+# connections on 2 workers of a busy shared 2-core machine (the loop's own jitter there);
+# 10 ms did not.
+QUEUE_TARGET_S = 0.010
 
 
 class EdgeGuard:

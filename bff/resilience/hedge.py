@@ -1,7 +1,7 @@
 """When to hedge a call: after the service's recent p95, within a budget, never blindly.
 
 A call that has not answered after the service's recently observed p95 latency, plus a
-quarter (`HEADROOM`), bounded by `min_delay_ms` and `max_delay_ms`, is one of the slow few; a
+half (`HEADROOM`), bounded by `min_delay_ms` and `max_delay_ms`, is one of the slow few; a
 second request to another instance (the same one if there is only one) usually answers
 sooner than the first would. `delay()` says when to consider it; `admit()`, at that moment,
 whether to send it:
@@ -13,8 +13,9 @@ whether to send it:
   (hedges) + 20% (retries, only on failures) of its first calls.
 - the deadline still holds a typical answer (the service's p90 plus the margin): a hedge
   that cannot answer in time is load for nothing.
-- our own loop is not running late: then the first request has most likely answered and
-  its answer waits in our queue; a hedge would only add to the queue.
+- our own loop is not running late (the hedge timer fired within `LATE_S` of its time, and
+  the loop-lag probe is calm): else the first request has most likely answered and its
+  answer waits in our queue; a hedge would only add to the queue.
 
 The breaker is asked last, by the caller: a hedge needs its own permit, and an open breaker
 refuses it like any other attempt.
@@ -26,10 +27,15 @@ from bff.resilience.budget import RetryBudget
 from bff.resilience.latency import LatencyWindow
 from bff.settings.downstream import HedgeSettings
 
-# An answer just past the p95 is ordinary: with a steady service the p95 sits a few ms over
-# the median, and our own loop's scheduling alone moves answers by that much. Hedging right
-# at the p95 would hedge ~5% of all calls of a healthy service; 25% above it, stragglers only.
-HEADROOM = 1.25
+# An answer just past the p95 is ordinary: our own loop's scheduling alone moves answers by
+# tens of ms on a busy worker. Hedging right at the p95 hedges ~5% of the calls of a healthy
+# service by definition; at 1.25x the p95, ~2-3% still were (seed latencies, busy 2-core
+# machine, all lost); at 1.5x, stragglers only.
+HEADROOM = 1.5
+# A hedge timer that fires later than this means our loop is congested right now: the first
+# answer has most likely arrived and waits in our queue (at seed latencies on a loaded worker,
+# every hedge sent without this check lost: ~3% extra calls for nothing).
+LATE_S = 0.003
 
 
 class HedgePolicy:
