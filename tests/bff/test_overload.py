@@ -2,7 +2,7 @@
 
 The real runner serves in the test's loop, and each request served costs the loop 2 ms of
 synchronous work: a worker whose CPU is the bottleneck, at a few hundred requests a second
-(a refusal costs what it really costs). A bounded burst of 2,000 requests from 200
+(a refusal costs what it really costs). A bounded burst of 1,000 requests from 100
 concurrent clients is far more than that; the adaptive limit must turn it into fast 503s
 while the requests it serves keep their deadline. Behaviour, not speed: counts and
 Server-Timing, with wide margins.
@@ -20,7 +20,7 @@ from runner_support import Serve, total_ms
 
 from bff.handlers import product_details
 
-CLIENTS = 200
+CLIENTS = 100
 PER_CLIENT = 10
 DEADLINE_MS = 500
 COST_S = 0.002
