@@ -139,7 +139,8 @@ class Call:
         timer fired."""
         c = self.client
         loop_late = late_s > LATE_S or c.loop_starved()
-        refused = c.hedging.admit(self.ctx.deadline.remaining(), c.margin, loop_late)
+        remaining = self.ctx.deadline.remaining()
+        refused = c.hedging.admit(remaining, c.margin, loop_late, c.breaker.counts)
         if refused is not None:
             return None
         try:

@@ -13,6 +13,9 @@ whether to send it:
   (hedges) + 20% (retries, only on failures) of its first calls.
 - the deadline still holds a typical answer (the service's p90 plus the margin): a hedge
   that cannot answer in time is load for nothing.
+- the service is not failing (at most `FAILING_SHARE` of its calls in the breaker's window
+  failed): hedges are for a healthy service's stragglers; failures are the retries' business,
+  under their own budget, so a failing service still sees at most ~1.2x the calls.
 - our own loop is not running late (the hedge timer fired within `LATE_S` of its time, and
   the loop-lag probe is calm): else the first request has most likely answered and its
   answer waits in our queue; a hedge would only add to the queue.
@@ -36,6 +39,7 @@ HEADROOM = 1.5
 # answer has most likely arrived and waits in our queue (at seed latencies on a loaded worker,
 # every hedge sent without this check lost: ~3% extra calls for nothing).
 LATE_S = 0.003
+FAILING_SHARE = 0.1
 
 
 class HedgePolicy:
@@ -64,12 +68,18 @@ class HedgePolicy:
             return None
         return min(self._max, max(self._min, p95 * HEADROOM))
 
-    def admit(self, remaining_s: float, margin_s: float, loop_late: bool) -> str | None:
-        """None when a hedge may go now, else why not ("deadline", "loop_lag", "budget").
+    def admit(
+        self, remaining_s: float, margin_s: float, loop_late: bool, calls: tuple[int, int]
+    ) -> str | None:
+        """None when a hedge may go now, else why not ("deadline", "failing", "loop_lag",
+        "budget"). `calls`: the service's (successes, failures) in the breaker's window.
         The budget's token is spent here, last, so a hedge refused for another reason costs
         none."""
         if remaining_s < self._latency.floor() + margin_s:
             return "deadline"
+        ok, failed = calls
+        if failed > FAILING_SHARE * (ok + failed):
+            return "failing"
         if loop_late:
             return "loop_lag"
         if not self._budget.try_spend():
