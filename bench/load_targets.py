@@ -2,8 +2,8 @@
 
 - overload: p99 of the requests served <= deadline + 50 ms; goodput (2xx/s) >= 90% of ours
   at seed-256 (the saturation peak) in the same run; refused requests answered within 5 ms.
-- faults-64: p99 <= 150 ms with <= 12% extra reviews calls; seed-64 makes no extra calls
-  (no hedge, no retry).
+- faults-64: p99 <= 150 ms with <= 12% extra reviews calls (over the baseline's count);
+  seed-64 makes no hedges (ours' own counter).
 - CPU per request <= 1.0x the baseline in every scenario (tracing off), <= 1.1x (tracing on);
   zero-latency throughput >= 1.5x the baseline.
 """
@@ -54,7 +54,11 @@ def load_targets(results: Sequence[RunResult], tracing: bool) -> list[Target]:
             )
     faults = by.get(("faults-64", "ours"))
     if faults is not None:
-        p99, extra = faults.latency_ms["p99"], faults.reviews_calls_per_answer - 1
+        # Extra calls: ours over the baseline's count, measured the same way (the baseline
+        # neither retries nor hedges; calls in flight at the window's edges show in both).
+        base = by.get(("faults-64", "baseline"))
+        floor = base.reviews_calls_per_answer if base is not None else 1.0
+        p99, extra = faults.latency_ms["p99"], faults.reviews_calls_per_answer - floor
         out.append(
             (
                 f"faults-64: p99 <= {c.FAULTS_P99_MS:.0f} ms, extra reviews calls "
@@ -64,9 +68,8 @@ def load_targets(results: Sequence[RunResult], tracing: bool) -> list[Target]:
             )
         )
     seed = by.get(("seed-64", "ours"))
-    if seed is not None:
-        extra = seed.reviews_calls_per_answer - 1
-        out.append(("seed-64: no hedges (no extra reviews calls)", f"{extra:.2%}", extra <= 0))
+    if seed is not None and seed.hedges is not None:
+        out.append(("seed-64: no hedges", f"{seed.hedges} hedges", seed.hedges == 0))
     out += _cpu(by, tracing)
     return out
 
@@ -102,8 +105,8 @@ def latency_rows(results: Sequence[RunResult]) -> list[str]:
     """Client-side latency per answer kind, and reviews calls per answer."""
     rows = [
         "| scenario | target | served n | served p50 / p99 / max ms | refused n "
-        "| refused p50 / p99 / max ms | reviews calls per answer |",
-        "|---|---|--:|--:|--:|--:|--:|",
+        "| refused p50 / p99 / max ms | reviews calls per answer | hedges |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         s, f = r.served_ms, r.refused_ms
@@ -113,6 +116,7 @@ def latency_rows(results: Sequence[RunResult]) -> list[str]:
 
         rows.append(
             f"| {r.scenario} | {r.target} | {s.get('n', 0):.0f} | {fmt(s)} | {f.get('n', 0):.0f} "
-            f"| {fmt(f)} | {r.reviews_calls_per_answer:.3f} |"
+            f"| {fmt(f)} | {r.reviews_calls_per_answer:.3f} "
+            f"| {'-' if r.hedges is None else r.hedges} |"
         )
     return rows

@@ -54,6 +54,8 @@ class RunResult:
     refused_ms: dict[str, float] = field(default_factory=dict)
     # Calls the reviews mock received per request answered (1.0: no retry, no hedge).
     reviews_calls_per_answer: float = 0.0
+    # Hedges ours sent in the window (its /metrics on the admin port); None for the baseline.
+    hedges: int | None = None
     order: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -226,6 +228,7 @@ class Run:
             sink_pids = procs.descendants(self.sink.pid) if self.sink else []
             exports0 = self._exports()
             reviews0 = _requests(urls["reviews"])
+            hedges0 = _hedges(ready_at) if target == "ours" else None
             cpu0, mock0, sink0 = (procs.cpu_seconds(p) for p in (tree, mock_pids, sink_pids))
             busy0 = procs.machine_busy_seconds()
             measured = drive(cfg.measure_s)
@@ -236,6 +239,7 @@ class Run:
             )
             exports1 = self._exports()
             reviews_calls = _requests(urls["reviews"]) - reviews0
+            hedges = None if hedges0 is None else _hedges(ready_at) - hedges0
             rss = [r for r in (procs.peak_rss_mib(p) for p in procs.worker_pids(proc.pid)) if r]
             if proc.popen.poll() is not None:
                 raise proc.fail("died during the measurement")
@@ -274,6 +278,7 @@ class Run:
             refused_ms=_per_kind(summary.get("refused_us")),
             reviews_calls_per_answer=reviews_calls
             / max(1, sum(v for k, v in statuses.items() if k != "503")),
+            hedges=hedges,
         )
         if code not in (0, None):
             result.notes.append(f"exited {code} on SIGTERM")
@@ -289,6 +294,19 @@ class Run:
 def _requests(url: str) -> int:
     stats: dict[str, Any] = _http("GET", f"{url}/__stats")
     return int(stats["requests"])
+
+
+def _hedges(admin_url: str) -> int:
+    """bff_downstream_hedges_total over every service and outcome (all workers)."""
+    with urllib.request.urlopen(f"{admin_url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("bff_downstream_hedges_total{")
+        )
+    )
 
 
 def _per_kind(raw: Mapping[str, float] | None) -> dict[str, float]:
