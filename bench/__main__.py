@@ -10,6 +10,7 @@ import sys
 
 from bench import machine, report
 from bench.config import Config, ConfigError
+from bench.load_targets import load_targets
 from bench.runner import ROOT, Run
 
 
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     knobs = " ".join(f"{k}={env[k]}" for k in sorted(env) if k.startswith("BENCH_"))
     path = report.write(config, results, facts, started, f"{knobs} make bench".strip())
     print(f"bench: report written to {path}")
-    for what, figure, ok in report.targets(results, config.tracing):
+    goals = report.targets(results, config.tracing) + load_targets(results, config.tracing)
+    for what, figure, ok in goals:
         verdict = {True: "met   ", False: "MISSED", None: "-     "}[ok]
         print(f"  target {verdict} {what}: {figure}")
     return 0

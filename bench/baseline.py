@@ -72,8 +72,16 @@ async def _session(app: web.Application) -> AsyncIterator[None]:
     await app[SESSION].close()
 
 
+async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """The harness times each answer by the X-Request-ID it sent (bench/load.lua)."""
+    request_id = request.headers.get("X-Request-ID")
+    if request_id is not None:
+        response.headers["X-Request-ID"] = request_id
+
+
 def create_app(urls: dict[str, str]) -> web.Application:
     app = web.Application()
+    app.on_response_prepare.append(_echo_request_id)
     app[URLS] = urls
     app.router.add_get("/product-details/{id}", product_details)
     app.router.add_get("/readyz", readyz)

@@ -43,7 +43,20 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "zipf-64", "seed latencies; ids from a Zipf distribution, 64 connections", 64, ids="zipf"
     ),
+    Scenario(
+        "overload",
+        "seed latencies, 1024 connections: 4x the 256 that saturate ours; clients honour "
+        "Retry-After (1-2 s, jittered)",
+        1024,
+    ),
 )
+# Targets of the load scenarios, in the report.
+DEADLINE_MS = 500.0  # the BFF's default deadline (both targets run with their defaults)
+OVERLOAD_SLACK_MS = 50.0
+REFUSAL_MS = 5.0
+GOODPUT_SHARE = 0.9  # of the peak: ours at seed-256 in the same run
+FAULTS_P99_MS = 150.0
+FAULTS_EXTRA_CALLS = 0.12
 
 
 class ConfigError(ValueError):

@@ -1,8 +1,27 @@
 -- wrk script of the harness: which ids to ask for, what came back, and a JSON summary.
 --   wrk ... -s bench/load.lua <url> -- <uniform|zipf> <ids> <zipf exponent> <seed>
+-- Like a client that follows the contract, a connection answered 503 waits `Retry-After`
+-- seconds plus up to as much again of random jitter before its next request (wrk's `delay()`;
+-- wrk gives the script no connection identity, so the wait goes to the thread's next request,
+-- which keeps the count right). Without jitter every refused client of a burst comes back in
+-- the same millisecond, a synchronised herd no real fleet of clients produces.
+-- Each request carries an X-Request-ID that the target echoes, so each answer is timed on
+-- the client's clock per status: served (2xx) and refused (503) latencies are reported apart.
 -- Ids are P00001..P<ids>: uniform, or Zipf-distributed (rank k drawn with weight 1/k^s, so a
 -- few hot keys take most of the traffic). done() prints one line `BENCH_JSON {...}` with
 -- counts, latency percentiles (microseconds) and a per-status tally, which the harness parses.
+
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clk_id, bench_timespec *tp);
+]]
+local CLOCK_MONOTONIC = 1
+local ts = ffi.new("bench_timespec")
+local function now_us()
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
+  return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
+end
 
 local counter = 0
 local threads = {}
@@ -16,6 +35,11 @@ end
 local dist, cdf, n_ids
 statuses = {}
 degraded = 0
+served_us = {}
+refused_us = {}
+local sent = {}
+local sequence = 0
+local backoffs = 0
 
 function init(args)
   dist = args[1] or "uniform"
@@ -48,20 +72,58 @@ local function pick()
 end
 
 function request()
-  return wrk.format("GET", string.format("/product-details/P%05d", pick()))
+  sequence = sequence + 1
+  local id = string.format("bench-%d-%d", thread_index or 0, sequence)
+  sent[id] = now_us()
+  return wrk.format("GET", string.format("/product-details/P%05d", pick()),
+    {["X-Request-ID"] = id})
+end
+
+function delay()
+  if backoffs > 0 then
+    backoffs = backoffs - 1
+    return 1000 + math.random(0, 1000)
+  end
+  return 0
 end
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  local id = headers["X-Request-ID"] or headers["x-request-id"]
+  local started = id and sent[id]
+  if started then
+    sent[id] = nil
+    local took = now_us() - started
+    if status >= 200 and status < 300 then
+      served_us[#served_us + 1] = took
+    elseif status == 503 then
+      refused_us[#refused_us + 1] = took
+    end
+  end
+  if status == 503 and (headers["Retry-After"] or headers["retry-after"]) then
+    backoffs = backoffs + 1
+  end
   -- A 200 whose "degraded" is not {} is a partial answer (one optional part missing).
   if status == 200 and body and not string.find(body, '"degraded":%s*{}') then
     degraded = degraded + 1
   end
 end
 
+local function percentiles(samples)
+  table.sort(samples)
+  local n = #samples
+  local function at(p)
+    if n == 0 then return 0 end
+    return samples[math.max(1, math.ceil(n * p / 100))]
+  end
+  return string.format('{"n": %d, "p50": %d, "p99": %d, "max": %d}', n, at(50), at(99), at(100))
+end
+
 function done(summary, latency, requests)
-  local tally, partial = {}, 0
+  local tally, partial, served, refused = {}, 0, {}, {}
   for _, thread in ipairs(threads) do
+    for _, v in ipairs(thread:get("served_us")) do served[#served + 1] = v end
+    for _, v in ipairs(thread:get("refused_us")) do refused[#refused + 1] = v end
     for status, count in pairs(thread:get("statuses")) do
       tally[tostring(status)] = (tally[tostring(status)] or 0) + count
     end
@@ -76,9 +138,10 @@ function done(summary, latency, requests)
     'BENCH_JSON {"duration_us": %d, "requests": %d, "bytes": %d, ' ..
     '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
     '"latency_us": {"min": %d, "mean": %.1f, "max": %d, "p50": %d, "p90": %d, "p99": %d, ' ..
-    '"p999": %d}, "statuses": {%s}, "degraded": %d}\n',
+    '"p999": %d}, "statuses": {%s}, "degraded": %d, "served_us": %s, "refused_us": %s}\n',
     summary.duration, summary.requests, summary.bytes,
     e.connect, e.read, e.write, e.status, e.timeout,
     latency.min, latency.mean, latency.max, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency:percentile(99.9), table.concat(parts, ", "), partial))
+    latency:percentile(99), latency:percentile(99.9), table.concat(parts, ", "), partial,
+    percentiles(served), percentiles(refused)))
 end

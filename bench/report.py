@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Config
+from bench.load_targets import latency_rows, load_targets
 from bench.runner import RunResult, as_json
 
 SLOWEST_PART_MS = 80.0  # reviews at seed latency: the floor of a complete answer
@@ -193,6 +194,21 @@ def write(
         "|---|---|---|",
         *(f"| {what} | {figure} | {mark[ok]} |" for what, figure, ok in goals),
         "",
+        "## Load targets (overload, hedging, hot path)",
+        "",
+        "| target | figure | |",
+        "|---|---|---|",
+        *(
+            f"| {what} | {figure} | {mark[ok]} |"
+            for what, figure, ok in load_targets(results, config.tracing)
+        ),
+        "",
+        "Latency per answer kind, on wrk's side (each answer matched to its request by the "
+        "X-Request-ID it echoes); reviews calls per answer from the reviews mock's /__stats "
+        "(1.000: every part asked once, no retry, no hedge).",
+        "",
+        *latency_rows(results),
+        "",
         "## Plot",
         "",
         plot_note,
@@ -224,6 +240,10 @@ def write(
         "measure_s": config.measure_s,
         "machine": dict(facts),
         "targets": [{"target": w, "figure": f, "met": ok} for w, f, ok in goals],
+        "load_targets": [
+            {"target": w, "figure": f, "met": ok}
+            for w, f, ok in load_targets(results, config.tracing)
+        ],
         "results": as_json(list(results)),
     }
     json_path.write_text(json.dumps(payload, indent=2) + "\n")

@@ -49,6 +49,13 @@ class RunResult:
     wrk_cpu_pct: float  # of one core
     other_cpu_cores: float
     trace_exports: int | None = None
+    # Client-side latency per answer kind (load.lua): 2xx served, 503 refused; {n, p50, p99, max}.
+    served_ms: dict[str, float] = field(default_factory=dict)
+    refused_ms: dict[str, float] = field(default_factory=dict)
+    # Calls the reviews mock received per request answered (1.0: no retry, no hedge).
+    reviews_calls_per_answer: float = 0.0
+    # Hedges ours sent in the window (its /metrics on the admin port); None for the baseline.
+    hedges: int | None = None
     order: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -220,6 +227,8 @@ class Run:
             mock_pids = [p for m in mocks for p in procs.descendants(m.pid)]
             sink_pids = procs.descendants(self.sink.pid) if self.sink else []
             exports0 = self._exports()
+            reviews0 = _requests(urls["reviews"])
+            hedges0 = _hedges(ready_at) if target == "ours" else None
             cpu0, mock0, sink0 = (procs.cpu_seconds(p) for p in (tree, mock_pids, sink_pids))
             busy0 = procs.machine_busy_seconds()
             measured = drive(cfg.measure_s)
@@ -229,6 +238,8 @@ class Run:
                 for p, c0 in ((tree, cpu0), (mock_pids, mock0), (sink_pids, sink0))
             )
             exports1 = self._exports()
+            reviews_calls = _requests(urls["reviews"]) - reviews0
+            hedges = None if hedges0 is None else _hedges(ready_at) - hedges0
             rss = [r for r in (procs.peak_rss_mib(p) for p in procs.worker_pids(proc.pid)) if r]
             if proc.popen.poll() is not None:
                 raise proc.fail("died during the measurement")
@@ -263,6 +274,11 @@ class Run:
             if exports0 is not None and exports1 is not None and target == "ours"
             else None,
             order=position,
+            served_ms=_per_kind(summary.get("served_us")),
+            refused_ms=_per_kind(summary.get("refused_us")),
+            reviews_calls_per_answer=reviews_calls
+            / max(1, sum(v for k, v in statuses.items() if k != "503")),
+            hedges=hedges,
         )
         if code not in (0, None):
             result.notes.append(f"exited {code} on SIGTERM")
@@ -273,6 +289,31 @@ class Run:
             return None
         stats: dict[str, int] = _http("GET", f"{self.sink_url}/stats")
         return stats["exports"]
+
+
+def _requests(url: str) -> int:
+    stats: dict[str, Any] = _http("GET", f"{url}/__stats")
+    return int(stats["requests"])
+
+
+def _hedges(admin_url: str) -> int:
+    """bff_downstream_hedges_total over every service and outcome (all workers)."""
+    with urllib.request.urlopen(f"{admin_url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("bff_downstream_hedges_total{")
+        )
+    )
+
+
+def _per_kind(raw: Mapping[str, float] | None) -> dict[str, float]:
+    """load.lua's {n, p50, p99, max} in microseconds -> n and milliseconds."""
+    if not raw:
+        return {}
+    return {k: (v if k == "n" else v / 1000) for k, v in raw.items()}
 
 
 def _line(r: RunResult) -> str:

@@ -7,7 +7,9 @@ changes under it. No other module touches these names.
 
     aiohttp         ClientSession._retry_connection      the client's silent re-send
                     AppRunner._make_server               the runner's Server, whose class we swap
-                    Server.__call__ -> RequestHandler    the protocol, whose class we swap
+                    Server._kwargs, Server._loop         to build our own protocol instances
+                    RequestHandler._request_in_progress  is the connection idle? (receive time)
+                    RequestHandler._messages
     aiohttp-retry   client._RequestContext               the retry loop without a ClientSession
     limits          MemoryStorage's expiry hook          no timer thread per hit
                     RedisStorage.bridge.storage          the Redis client, to close its pool
@@ -29,7 +31,9 @@ __all__ = [
     "CompatError",
     "InlineExpiryMemoryStorage",
     "RetryRequestContext",
+    "connection_idle",
     "disable_silent_resend",
+    "new_request_handler",
     "redis_pool_of",
     "swap_class",
 ]
@@ -45,6 +49,7 @@ def _require(owner: object, name: str, library: str) -> None:
 
 
 T = TypeVar("T")
+H = TypeVar("H", bound=RequestHandler)
 
 
 def swap_class(obj: object, cls: type[T]) -> T:
@@ -77,8 +82,27 @@ def disable_silent_resend(session: aiohttp.ClientSession) -> None:
 # -- aiohttp: the server ----------------------------------------------------------------------
 
 _require(web.AppRunner, "_make_server", "aiohttp")
-_require(Server, "__call__", "aiohttp")
 _require(RequestHandler, "handle_error", "aiohttp")
+for _name in ("_request_in_progress", "_messages"):
+    _require(RequestHandler, _name, "aiohttp")
+
+
+def new_request_handler(server: Server, handler_class: type[H]) -> H:
+    """What `Server.__call__` does, with our own protocol class (it needs a slot of its own,
+    so swapping `__class__` on aiohttp's instance is not enough). Unlike aiohttp we do not
+    retry with filtered kwargs: ours come from `bff.edge.server_limits`, and a bad one should
+    fail."""
+    kwargs = getattr(server, "_kwargs", None)
+    loop = getattr(server, "_loop", None)
+    if not isinstance(kwargs, dict) or loop is None:
+        raise CompatError("aiohttp: Server._kwargs or Server._loop is gone")
+    return handler_class(server, loop=loop, **kwargs)
+
+
+def connection_idle(handler: RequestHandler) -> bool:
+    """No request of this connection is being handled or waiting to be: bytes arriving now
+    start a new request (HTTP/1.1 without pipelining)."""
+    return not handler._request_in_progress and not handler._messages
 
 
 # -- aiohttp-retry ----------------------------------------------------------------------------

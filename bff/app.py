@@ -44,7 +44,7 @@ def create_app(
     if resolver is not None:
         app[RESOLVER] = resolver
     app[LIFECYCLE] = Lifecycle()
-    app[EDGE] = EdgeGuard(settings.edge, app[LIFECYCLE])
+    app[EDGE] = EdgeGuard(settings.edge, app[LIFECYCLE], deadline_s=settings.deadline_ms / 1000)
     tracer = (
         None if tracer_provider is None else tracer_provider.get_tracer(tracing.INSTRUMENTATION)
     )

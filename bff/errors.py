@@ -7,7 +7,7 @@
     │   ├── CorsRejected          403: a preflight from an origin or for a method not allowed
     │   ├── BodyTooLarge          413: a body on GET/HEAD beyond the cap
     │   ├── RateLimited           429: this client spent its allowance
-    │   └── ServiceOverloaded     503: this worker's in-flight cap is full (load shedding)
+    │   └── ServiceOverloaded     503: over the concurrency limit, or the deadline went by queued
     └── DownstreamError           one downstream call failed; `.reason` is the contract's word
         ├── DownstreamTimeout     timeout       (no answer in time, or the service's own 504)
         ├── CircuitOpen           circuit_open  (breaker open: no call was made)
@@ -98,4 +98,7 @@ class RateLimited(EdgeRejection):
 
 
 class ServiceOverloaded(EdgeRejection):
-    pass
+    """Always with `Retry-After` (1 s unless told): a shed request should come back, later."""
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, headers or {"Retry-After": "1"})

@@ -28,3 +28,5 @@ REQUEST_ID = web.RequestKey("request_id", str)
 CALL_CONTEXT = web.RequestKey("call_context", CallContext)
 # The verified token subject, when auth is on: sent downstream as X-User-ID.
 SUBJECT = web.RequestKey("subject", str)
+# perf_counter time the request's bytes arrived (bff.edge.arrival): its deadline starts there.
+RECEIVED_AT = web.RequestKey("received_at", float)

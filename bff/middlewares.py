@@ -14,15 +14,18 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bff import problems, validation
+from bff.edge.arrival import take_received_at
 from bff.errors import BffError
-from bff.keys import CALL_CONTEXT, EDGE, REQUEST_ID
+from bff.keys import CALL_CONTEXT, EDGE, RECEIVED_AT, REQUEST_ID
 from bff.observability.logging import access_log, log
 from bff.timing import server_timing
 
 
 @web.middleware
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
+    # Time queued in this worker before we got here counts, in Server-Timing and the deadline.
+    started = take_received_at(request)
+    request[RECEIVED_AT] = started
     request_id = validation.request_id(request.headers.get("X-Request-ID"))
     request[REQUEST_ID] = request_id
     guard = request.app[EDGE]

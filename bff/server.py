@@ -30,8 +30,8 @@ from aiohttp.web_server import Server
 from bff._compat import swap_class
 from bff.admin import create_admin_app
 from bff.app import create_app
+from bff.edge.arrival import BffServer
 from bff.edge.drain import drain
-from bff.edge.parse_errors import ProblemServer
 from bff.edge.server_limits import runner_options
 from bff.keys import LIFECYCLE
 from bff.listeners import Address, ListenError, explain
@@ -43,10 +43,11 @@ BACKLOG = 2048
 
 
 class BffRunner(web.AppRunner):
-    """aiohttp's runner, whose protocol answers parser errors as problems (parse_errors)."""
+    """aiohttp's runner, whose protocol stamps each request's receive time (edge.arrival) and
+    answers parser errors as problems (edge.parse_errors)."""
 
     async def _make_server(self) -> Server:
-        return swap_class(await super()._make_server(), ProblemServer)
+        return swap_class(await super()._make_server(), BffServer)
 
 
 def install_uvloop() -> None:

@@ -1,4 +1,6 @@
-"""The `Server-Timing` header: one entry per downstream part, then the total."""
+"""The `Server-Timing` header: one entry per downstream part, then the total.
+
+A hedged call adds `<service>-hedge;desc="won|lost|failed"` after its own entry."""
 
 from __future__ import annotations
 
@@ -15,5 +17,7 @@ def server_timing(ctx: CallContext | None, total_s: float) -> str:
             if outcome != "ok":
                 entry += f';desc="{outcome}"'
             entries.append(entry)
+            if call.hedge is not None:
+                entries.append(f'{call.service}-hedge;desc="{call.hedge}"')
     entries.append(f"total;dur={total_s * 1000:.1f}")
     return ", ".join(entries)

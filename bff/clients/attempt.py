@@ -2,8 +2,10 @@
 
     attempt()        observed: one client span and attempt count per attempt
     └─ _attempt()    deadline and breaker first (no network call when either says no), then
-       ├─ _send()       an instance, the headers, the GET under its timeout -> a Verdict
-       ├─ _report()     the verdict's health -> breaker permit, outlier ejection, latency
+       ├─ _leg()        an instance, the headers, the GET under its timeout -> a Verdict;
+       │                its health -> breaker permit, outlier ejection, latency (_report)
+       ├─ _hedge()      no answer after the service's p95: maybe a second leg to another
+       │                instance, with its own permit and span (bff.clients.hedging races them)
        └─ plan_retry()  a delay, or None: then the error is final
 
 The breaker permit is released in a `finally`, whatever happens: a permit that is never
@@ -20,12 +22,15 @@ import aiohttp
 from bff.clients.call import CallContext, CallState
 from bff.clients.classify import Verdict, classify_answer, classify_error
 from bff.clients.endpoints import Endpoint
+from bff.clients.hedging import Leg, race
 from bff.clients.retry import RetryableAttempt
 from bff.clients.transport import Answer, send
 from bff.errors import CircuitOpen, DownstreamError, DownstreamTimeout
+from bff.observability import metrics
 from bff.observability.downstream import AttemptProbe
 from bff.resilience.backoff import backoff_delay
 from bff.resilience.breaker import Permit
+from bff.resilience.hedge import LATE_S
 from bff.resilience.pool import Instance
 
 if TYPE_CHECKING:
@@ -74,16 +79,22 @@ class Call:
         try:
             instance = c.pool.pick(state.last_instance)
             state.last_instance = instance
-            allotted = min(c.attempt_timeout, self.ctx.deadline.remaining())
-            headers = dict(self.ctx.headers)
-            timeout_ms = max(1, int((allotted - c.margin) * 1000))
-            headers["X-Request-Timeout-Ms"] = str(timeout_ms)
+            allotted, headers = self._allotment()
             path = self.endpoint.path(self.product_id)
             probe.sending(instance, path, headers, c.breaker.state)
-            started = asyncio.get_running_loop().time()
-            verdict, answer = await self._send(instance, path, headers, allotted)
+            leg = self._leg(instance, permit, path, headers, allotted)
+            delay = c.hedging.delay()
+            if delay is None:
+                verdict, answer = await leg
+            else:
+                (verdict, answer), outcome = await race(
+                    leg, delay, lambda late: self._hedge(instance, path, late)
+                )
+                if outcome is not None:
+                    probe.hedged(outcome)
+                    state.hedge = outcome
+                    metrics.hedges(c.name, outcome).inc()
             probe.status = answer.status if answer is not None else None
-            self._report(verdict, permit, instance, started)
         finally:
             permit.release()  # a no-op once reported; neutral for everything else
         if verdict.error is None:
@@ -94,6 +105,87 @@ class Call:
         if verdict.retryable and (delay := self.plan_retry(verdict.error)) is not None:
             raise RetryableAttempt(verdict.error, delay)
         raise verdict.error
+
+    def _allotment(self) -> tuple[float, dict[str, str]]:
+        """This attempt's time (min(per-attempt timeout, what is left of the deadline)) and
+        its headers, X-Request-Timeout-Ms saying that time minus the margin."""
+        c = self.client
+        allotted = min(c.attempt_timeout, self.ctx.deadline.remaining())
+        headers = dict(self.ctx.headers)
+        headers["X-Request-Timeout-Ms"] = str(max(1, int((allotted - c.margin) * 1000)))
+        return allotted, headers
+
+    async def _leg(
+        self,
+        instance: Instance,
+        permit: Permit,
+        path: str,
+        headers: dict[str, str],
+        allotted: float,
+    ) -> Leg:
+        """One request of the attempt (the first, or its hedge), reported to the breaker,
+        the pool and the latency window."""
+        try:
+            started = asyncio.get_running_loop().time()
+            verdict, answer = await self._send(instance, path, headers, allotted)
+            self._report(verdict, permit, instance, started)
+            return verdict, answer
+        finally:
+            permit.release()
+
+    def _hedge(self, first: Instance, path: str, late_s: float) -> asyncio.Task[Leg] | None:
+        """Start the hedge leg now, or None when it may not go (see bff.resilience.hedge;
+        the breaker last: a hedge needs a permit of its own). `late_s`: how late the hedge
+        timer fired."""
+        c = self.client
+        loop_late = late_s > LATE_S or c.loop_starved()
+        remaining = self.ctx.deadline.remaining()
+        refused = c.hedging.admit(remaining, c.margin, loop_late, c.breaker.counts)
+        if refused is not None:
+            return None
+        try:
+            permit = c.breaker.admit()
+        except CircuitOpen:
+            return None
+        instance = c.pool.pick(first)
+        allotted, headers = self._allotment()
+        probe = AttemptProbe(c.tracer, c.name, self.endpoint, self.state, hedge=True)
+        probe.sending(instance, path, headers, c.breaker.state)
+        task = asyncio.get_running_loop().create_task(
+            self._observed_leg(probe, instance, permit, path, headers, allotted)
+        )
+
+        def settle(task: asyncio.Task[Leg]) -> None:
+            # Also when the task was cancelled before it ever ran (the fan-out answered at
+            # its deadline just then): no permit may stay taken, no span open.
+            permit.release()
+            if task.cancelled():
+                probe.finish(asyncio.CancelledError())
+
+        task.add_done_callback(settle)
+        return task
+
+    async def _observed_leg(
+        self,
+        probe: AttemptProbe,
+        instance: Instance,
+        permit: Permit,
+        path: str,
+        headers: dict[str, str],
+        allotted: float,
+    ) -> Leg:
+        """A hedge leg under its own span and attempt count (a cancellation is recorded by
+        the task's done callback)."""
+        try:
+            verdict, answer = await self._leg(instance, permit, path, headers, allotted)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            probe.finish(exc)
+            raise
+        probe.status = answer.status if answer is not None else None
+        probe.finish(verdict.error)
+        return verdict, answer
 
     def _admit(self) -> Permit:
         """The breaker's permit, or the reason there is no attempt (no span, no count)."""

@@ -6,6 +6,8 @@
           └─ breaker    admit() per attempt; open -> CircuitOpen, no network call
              └─ instance    power-of-two-choices; a retry avoids the instance just tried
                 └─ attempt  timeout = min(per-attempt policy, what is left of the deadline);
+                            no answer after the service's p95: one hedge to another instance
+                            (own breaker permit, hedge budget; bff.resilience.hedge);
                             X-Request-Timeout-Ms = that minus a margin; body read under a cap
                             and decoded into typed structs; outcome -> breaker, pool, latency
 
@@ -42,6 +44,7 @@ from bff.clients.retry import run_attempts
 from bff.errors import DownstreamError, Overloaded
 from bff.resilience.breaker import ServiceBreaker, TransitionHook
 from bff.resilience.budget import RetryBudget
+from bff.resilience.hedge import HedgePolicy
 from bff.resilience.latency import LatencyWindow
 from bff.resilience.loop_lag import LoopLag
 from bff.resilience.pool import InstancePool
@@ -81,6 +84,7 @@ class DownstreamClient:
             service=settings.name,
         )
         self.latency = LatencyWindow(settings.retry.min_attempt_ms / 1000)
+        self.hedging = HedgePolicy(settings.hedge, self.latency)
         self.in_flight = 0
         self._in_flight_peak = 0  # the most calls in flight since the last metrics sample
 
@@ -95,6 +99,7 @@ class DownstreamClient:
             self._in_flight_peak = max(self._in_flight_peak, self.in_flight)
             try:
                 self.budget.record_first_attempt()
+                self.hedging.record_call()
                 await run_attempts(call.attempt, self.settings.retry.max_attempts)
             finally:
                 self.in_flight -= 1

@@ -39,6 +39,7 @@ class CallState:
         "attempts",
         "duration",
         "error",
+        "hedge",
         "last_instance",
         "outcome",
         "service",
@@ -54,6 +55,8 @@ class CallState:
         self.last_instance: Instance | None = None
         self.value: Any = None
         self.error: DownstreamError | None = None
+        # What became of this call's hedge, if one was sent: "won", "lost" or "failed".
+        self.hedge: str | None = None
         # "ok", a contract reason ("timeout", "circuit_open", ...) or "cancelled".
         self.outcome = "pending"
 

@@ -9,9 +9,10 @@ subclass answers a problem document with a fresh request id, counts it in
 would log (a flood of garbage must not fill the disk). Other statuses (a 500 from an
 exception that escaped every middleware) keep aiohttp's answer, with our fixed headers.
 
-The subclass is swapped in by `ProblemServer.__call__`, a `web_server.Server` whose class the
-runner swaps in `bff.server.BffRunner` (both through `bff._compat.swap_class`);
-tests/bff/test_compat.py fails if aiohttp stops routing parser errors through `handle_error`.
+`bff.edge.arrival.BffRequestHandler` (the receive stamp) extends this class, and
+`bff.edge.arrival.BffServer` hands it out to the runner (`bff.server.BffRunner`);
+tests/bff/test_compat.py and test_edge_defaults.py fail if aiohttp stops routing parser
+errors through `handle_error`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from aiohttp import http_exceptions as hx
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
-from aiohttp.web_server import Server
 
 from bff import problems, validation
-from bff._compat import swap_class
 from bff.edge.headers import stamp
 from bff.observability import metrics
 from bff.observability.logging import log
@@ -70,12 +69,3 @@ class ProblemRequestHandler(RequestHandler):
         stamp(response.headers)
         response.force_close()  # the parser's state is unknown: no keep-alive after this
         return response
-
-
-class ProblemServer(Server):
-    """aiohttp's `Server`, handing out `ProblemRequestHandler`s (same slots, same init)."""
-
-    __slots__ = ()
-
-    def __call__(self) -> RequestHandler:
-        return swap_class(super().__call__(), ProblemRequestHandler)

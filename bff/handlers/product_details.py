@@ -10,7 +10,8 @@ from bff.aggregate import product_details
 from bff.clients.call import CallContext
 from bff.deadline import Deadline
 from bff.edge import forwarding
-from bff.keys import CALL_CONTEXT, CLIENTS, REQUEST_ID, SETTINGS, SUBJECT
+from bff.errors import ServiceOverloaded
+from bff.keys import CALL_CONTEXT, CLIENTS, RECEIVED_AT, REQUEST_ID, SETTINGS, SUBJECT
 
 _encode = msgspec.json.Encoder().encode
 
@@ -37,7 +38,9 @@ async def get_product_details(request: web.Request) -> web.Response:
     subject = request.get(SUBJECT)
     if subject is not None:
         headers["X-User-ID"] = subject
-    ctx = CallContext(Deadline(budget), headers)
+    ctx = CallContext(Deadline(budget, received_at=request[RECEIVED_AT]), headers)
+    if ctx.deadline.remaining() <= 0:  # spent waiting in our queue: refuse, call nobody
+        raise ServiceOverloaded("the request's deadline passed while it was queued")
     request[CALL_CONTEXT] = ctx
 
     details = await product_details(request.app[CLIENTS], product_id, ctx)

@@ -7,6 +7,11 @@ headers (always: the contract wants them on every call). `finish()` is called wi
 the attempt raised. An attempt refused before any network call (deadline spent, breaker
 open) has no span and is not counted: it shows as the part's outcome and the request's
 `degraded` event instead.
+
+A hedge (bff.clients.hedging) is a request of its own: its own span, with `bff.hedge` true,
+and its own attempt count. The hedged request's span says what became of the hedge
+(`bff.hedge.outcome`: won, lost, failed); when the hedge won, the hedged request counts as
+cancelled.
 """
 
 from __future__ import annotations
@@ -29,7 +34,17 @@ if TYPE_CHECKING:
 
 
 class AttemptProbe:
-    __slots__ = ("_endpoint", "_sent", "_service", "_span", "_state", "_tracer", "status")
+    __slots__ = (
+        "_endpoint",
+        "_hedge",
+        "_sent",
+        "_service",
+        "_span",
+        "_state",
+        "_superseded",
+        "_tracer",
+        "status",
+    )
 
     def __init__(
         self,
@@ -37,7 +52,11 @@ class AttemptProbe:
         service: str,
         endpoint: Endpoint[Any],
         state: CallState,
+        *,
+        hedge: bool = False,
     ) -> None:
+        self._hedge = hedge  # this request is the hedge of another one
+        self._superseded = False  # a hedge answered first: this request was cancelled
         self._tracer = tracer
         self._service = service
         self._endpoint = endpoint
@@ -50,8 +69,13 @@ class AttemptProbe:
         self, instance: Instance, url_path: str, headers: dict[str, str], breaker: str
     ) -> None:
         self._sent = True
-        if self._tracer is None:
-            _propagate(current_or_new(), headers)  # the request's own context, passed on
+        request = current_or_new()
+        # Tracing off, or this request not sampled (every standard sampler decides a trace's
+        # child spans like its root: by the parent, or by the same trace id): no client span,
+        # only the request's own context passed on. Creating and dropping three non-recording
+        # spans per unsampled request was measurable at 10% sampling.
+        if self._tracer is None or request.traceparent.endswith("-00"):
+            _propagate(request, headers)
             return
         base = instance.base_url
         span = self._tracer.start_span(
@@ -66,17 +90,27 @@ class AttemptProbe:
                 "bff.instance": str(base),
                 "bff.attempt": self._state.attempts,
                 "bff.breaker.state": breaker,
+                "bff.hedge": self._hedge,
             },
         )
         self._span = span
         _propagate(RequestTrace.of_span(span), headers)  # the attempt's span is the parent
+
+    def hedged(self, outcome: str) -> None:
+        """This request was hedged; `outcome`: won (the hedge's answer was used), lost, failed."""
+        self._superseded = outcome == "won"
+        if self._span is not None:
+            self._span.set_attribute("bff.hedge.outcome", outcome)
+            self._span.add_event("hedge_sent", {"bff.hedge.outcome": outcome})
 
     def finish(self, exc: BaseException | None, *, retry_delay: float | None = None) -> None:
         """`exc`: what the attempt raised (for a planned retry, the attempt's error, and the
         delay before the next attempt in `retry_delay`)."""
         if not self._sent:
             return
-        if exc is None:
+        if self._superseded:
+            outcome = "cancelled"
+        elif exc is None:
             outcome = "ok"
         elif isinstance(exc, DownstreamError):
             outcome = exc.reason

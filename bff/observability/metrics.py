@@ -13,7 +13,9 @@
     bff_cache_stored_bytes            gauge                         memory tier (sum over workers)
     bff_cache_redis_errors_total      counter    op                 get, set, del: each one a miss
     bff_http_parse_errors_total       counter    reason             requests the HTTP parser refused
-    bff_edge_rejections_total         counter    reason             shed, rate_limited
+    bff_edge_rejections_total         counter    reason             shed (over the concurrency
+                                                                    limit), queued (deadline spent
+                                                                    queueing), rate_limited
     bff_outlier_ejections_total       counter    service            instances ejected from a pool
     bff_downstream_instances          gauge      service            instances in the pool
     bff_retry_budget_exhausted_total  counter    service            retries refused by the budget
@@ -21,6 +23,8 @@
                                                                     flight / its bulkhead, last 10 s
     bff_event_loop_lag_seconds        histogram                     how late each 50 ms tick woke
     bff_process_*, bff_build_info                                 bff.observability.sampler
+    bff_concurrency_limit             gauge                         adaptive limit (sum, workers)
+    bff_downstream_hedges_total       counter    service, outcome   hedges sent: won, lost, failed
 
 Several workers: prometheus_client's multiprocess mode. The supervisor points
 PROMETHEUS_MULTIPROC_DIR at a clean directory *before* the workers start (the library picks
@@ -118,7 +122,8 @@ _PARSE_ERRORS = Counter(
 
 _EDGE_REJECTIONS = Counter(
     "bff_edge_rejections_total",
-    "Requests refused at the edge before any downstream call: shed or rate_limited.",
+    "Requests refused at the edge before any downstream call: shed (over the concurrency "
+    "limit), queued (their deadline went by while queued) or rate_limited.",
     ("reason",),
 )
 _EJECTIONS = Counter(
@@ -149,6 +154,18 @@ LOOP_LAG = Histogram(
     "How late the event loop ran a 50 ms timer, per tick.",
     buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+CONCURRENCY_LIMIT = Gauge(
+    "bff_concurrency_limit",
+    "The adaptive concurrency limit: requests a worker serves at once before refusing.",
+    multiprocess_mode="livesum",
+)
+_HEDGES = Counter(
+    "bff_downstream_hedges_total",
+    "Hedged attempts sent, by outcome: won (its answer was used), lost (the first attempt "
+    "answered first; the hedge was cancelled), failed.",
+    ("service", "outcome"),
+)
+
 request_duration = _Children(_REQUEST_DURATION)
 downstream_duration = _Children(_DOWNSTREAM_DURATION)
 attempts = _Children(_ATTEMPTS)
@@ -159,11 +176,12 @@ cache_lookups = _Children(_CACHE_LOOKUPS)
 cache_redis_errors = _Children(_CACHE_REDIS_ERRORS)
 parse_errors = _Children(_PARSE_ERRORS)
 edge_rejections = _Children(_EDGE_REJECTIONS)
-EDGE_REJECTION_REASONS = ("shed", "rate_limited")
+EDGE_REJECTION_REASONS = ("shed", "queued", "rate_limited")
 ejections = _Children(_EJECTIONS)
 instances = _Children(_INSTANCES)
 budget_exhausted = _Children(_BUDGET_EXHAUSTED)
 bulkhead_occupancy = _Children(_BULKHEAD)
+hedges = _Children(_HEDGES)
 
 
 def set_breaker_state(service: str, state: str) -> None:

@@ -62,6 +62,22 @@ class OutlierSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HedgeSettings:
+    """Delayed hedging of a call that has not answered after the service's recent p95."""
+
+    enabled: bool = True
+    # At most this share of first calls may be hedged (over `budget_window_s`), plus
+    # `budget_min` so that a quiet service can still hedge its odd slow call.
+    budget_ratio: float = 0.1
+    budget_min: int = 1
+    budget_window_s: float = 10.0
+    # Never sooner (a service faster than this gains nothing from a second call) nor later
+    # (past it, a plain retry after the attempt timeout would do as well).
+    min_delay_ms: float = 10.0
+    max_delay_ms: float = 150.0
+
+
+@dataclass(frozen=True, slots=True)
 class DownstreamSettings:
     name: str
     urls: tuple[URL, ...]
@@ -75,6 +91,7 @@ class DownstreamSettings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     outlier: OutlierSettings = field(default_factory=OutlierSettings)
+    hedge: HedgeSettings = field(default_factory=HedgeSettings)
 
 
 def downstream_from(env: Environment, name: str) -> DownstreamSettings:

@@ -92,6 +92,9 @@ class EdgeSettings:
     """What the BFF's front door lets in: limits, auth, CORS, server limits, drain."""
 
     max_in_flight: int = 1024  # per worker; past it: 503 at once
+    # Below that ceiling, a limit learnt from latency (bff.resilience.adaptive); off: the
+    # fixed cap alone.
+    adaptive_concurrency: bool = True
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     trusted_proxies: tuple[IpNetwork, ...] = ()  # whose X-Forwarded-For we believe
     cors: CorsSettings = field(default_factory=CorsSettings)

@@ -137,6 +137,11 @@ def test_smoke_run_writes_a_report_that_parses(
         assert run["requests"] > 0
         assert run["cpu_ms_per_req"] > 0
         assert run["peak_rss_mib"]
+        # Each answer was matched to its request by the X-Request-ID the target echoed.
+        assert run["served_ms"]["n"] > 0
+        assert run["reviews_calls_per_answer"] >= 1
+    assert runs["ours"]["hedges"] is not None  # read from ours' /metrics
+    assert runs["baseline"]["hedges"] is None
     markdown = report.with_suffix(".md").read_text()
     assert "| seed-64 | ours |" in markdown
     assert "| seed-64 | baseline |" in markdown

@@ -7,13 +7,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from bff_support import KINDS, BffClient, MakeBff, Mocks
 from pytest_aiohttp import AiohttpClient, AiohttpServer
+from runner_support import Serve
 from settings_support import tuned
 
 from bff.admin import create_admin_app
 from bff.app import create_app
 from bff.keys import LIFECYCLE, SETTINGS
+from bff.server import make_runner
 from bff.settings import Settings
 from mock_services import create_service_app
 
@@ -56,3 +59,23 @@ def admin_for(aiohttp_client: AiohttpClient) -> Callable[[BffClient], Awaitable[
         return await aiohttp_client(create_admin_app(app[SETTINGS], app[LIFECYCLE]))
 
     return make
+
+
+@pytest.fixture
+async def serve(mocks: Mocks) -> AsyncIterator[Serve]:
+    """Start the BFF with the production runner on a free port; returns its base URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(**env: str) -> str:
+        settings = Settings.from_env({**mocks.env(), **env})
+        runner = make_runner(create_app(settings), settings)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    for kind in KINDS:
+        await mocks.faults(kind, latency_ms=5)
+    yield start
+    for runner in runners:
+        await runner.cleanup()

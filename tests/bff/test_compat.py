@@ -10,12 +10,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
 from bff_support import Mocks
 from edge_support import raw_request, real_bff
 from limits import RateLimitItemPerSecond
 from limits.aio import storage as aio_storage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
+from bff import _compat
 from bff._compat import (
     CompatError,
     InlineExpiryMemoryStorage,
@@ -24,7 +28,7 @@ from bff._compat import (
     redis_pool_of,
     swap_class,
 )
-from bff.edge.parse_errors import ProblemRequestHandler, ProblemServer
+from bff.edge.arrival import BffRequestHandler, BffServer
 
 
 @pytest.fixture
@@ -80,9 +84,9 @@ class TestAiohttpServer:
         assert answer.header("Content-Type") == "application/problem+json"
 
     async def test_the_swap_keeps_the_object_and_changes_its_class(self) -> None:
-        server = swap_class(aiohttp.web_server.Server(handler=_no_handler), ProblemServer)
-        assert type(server) is ProblemServer
-        assert type(server()) is ProblemRequestHandler
+        server = swap_class(aiohttp.web_server.Server(handler=_no_handler), BffServer)
+        assert type(server) is BffServer
+        assert type(server()) is BffRequestHandler
 
     async def test_a_class_that_would_change_the_layout_is_refused(self) -> None:
         class WithSlots(aiohttp.web_server.Server):
@@ -187,3 +191,44 @@ class TestLimits:
     def test_the_redis_client_pool_is_reachable(self) -> None:
         storage = aio_storage.RedisStorage("async+redis://127.0.0.1:1")
         assert callable(redis_pool_of(storage).disconnect)
+
+
+async def _ok(request: web.BaseRequest) -> web.StreamResponse:
+    return web.Response(text="ok")
+
+
+class TestReceiveTime:
+    """What `bff.edge.arrival` reads to stamp when a request's bytes arrived."""
+
+    async def test_a_server_builds_our_protocol_class_with_its_own_arguments(self) -> None:
+        """`Server` keeps its loop and handler kwargs where `new_request_handler` reads them."""
+        server = Server(_ok, loop=asyncio.get_running_loop(), keepalive_timeout=7.5)
+        handler = _compat.new_request_handler(server, BffRequestHandler)
+        assert type(handler) is BffRequestHandler
+        assert handler._keepalive_timeout == 7.5
+
+    async def test_idle_means_no_request_queued_nor_in_progress(self) -> None:
+        """A fresh connection is idle; while its request is handled it is not."""
+        seen: list[bool] = []
+
+        async def handler(request: web.BaseRequest) -> web.StreamResponse:
+            assert isinstance(request.protocol, RequestHandler)
+            seen.append(_compat.connection_idle(request.protocol))
+            return web.Response(text="ok")
+
+        server = Server(handler, loop=asyncio.get_running_loop())
+        assert _compat.connection_idle(server()) is True
+        runner = web.ServerRunner(server)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            port = runner.addresses[0][1]
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{port}/") as resp,
+            ):
+                assert resp.status == 200
+        finally:
+            await runner.cleanup()
+        assert seen == [False]

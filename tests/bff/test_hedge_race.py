@@ -1,0 +1,86 @@
+"""The race of a hedged attempt, on its own: which answer wins, and what is cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bff.clients.classify import Verdict
+from bff.clients.hedging import Leg, race
+from bff.errors import DownstreamNotFound, DownstreamTimeout
+
+GOOD = Verdict("success", value="value")
+NOT_FOUND = Verdict("success", error=DownstreamNotFound("reviews", "404"))
+FAILED = Verdict("failure", error=DownstreamTimeout("reviews", "slow"), retryable=True)
+
+
+class Leggy:
+    """A leg that answers `verdict` after `after` seconds, and remembers a cancellation."""
+
+    def __init__(self, verdict: Verdict, after: float) -> None:
+        self.verdict = verdict
+        self.after = after
+        self.cancelled = False
+        self.started = False
+
+    async def run(self) -> Leg:
+        self.started = True
+        try:
+            await asyncio.sleep(self.after)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return self.verdict, None
+
+    def start(self) -> asyncio.Task[Leg]:
+        return asyncio.get_running_loop().create_task(self.run())
+
+
+class TestRace:
+    async def test_a_fast_first_answer_sends_no_hedge(self) -> None:
+        first, hedge = Leggy(GOOD, 0.0), Leggy(GOOD, 0.0)
+        leg, outcome = await race(first.run(), 0.05, lambda _: hedge.start())
+        assert leg[0] is GOOD
+        assert outcome is None
+        assert not hedge.started
+
+    async def test_the_hedge_wins_and_the_first_request_is_cancelled(self) -> None:
+        first, hedge = Leggy(GOOD, 1.0), Leggy(NOT_FOUND, 0.0)
+        leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
+        assert leg[0] is NOT_FOUND, "a final answer (404) is a good answer"
+        assert outcome == "won"
+        assert first.cancelled
+
+    async def test_a_failed_hedge_never_wins_while_the_first_may_succeed(self) -> None:
+        first, hedge = Leggy(GOOD, 0.05), Leggy(FAILED, 0.0)
+        leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
+        assert leg[0] is GOOD
+        assert outcome == "failed"
+
+    async def test_a_failed_first_request_waits_for_the_hedge(self) -> None:
+        first, hedge = Leggy(FAILED, 0.02), Leggy(GOOD, 0.05)
+        leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
+        assert leg[0] is GOOD
+        assert outcome == "won"
+
+    async def test_both_failed_the_first_requests_error_stands(self) -> None:
+        other = Verdict("failure", error=DownstreamTimeout("reviews", "other"), retryable=True)
+        first, hedge = Leggy(FAILED, 0.02), Leggy(other, 0.0)
+        leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
+        assert leg[0] is FAILED
+        assert outcome == "failed"
+
+    async def test_no_hedge_allowed_the_first_request_goes_on_alone(self) -> None:
+        first = Leggy(GOOD, 0.03)
+        leg, outcome = await race(first.run(), 0.01, lambda _: None)
+        assert leg[0] is GOOD
+        assert outcome is None
+
+    async def test_a_cancelled_caller_cancels_both_requests(self) -> None:
+        first, hedge = Leggy(GOOD, 1.0), Leggy(GOOD, 1.0)
+        task = asyncio.ensure_future(race(first.run(), 0.01, lambda _: hedge.start()))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled()
+        assert first.cancelled
+        assert hedge.cancelled
