@@ -4,35 +4,43 @@ provider (with its export thread) open at start-up, and close in the reverse ord
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from opentelemetry import trace
 
-from bff.aggregate import Clients
+from bff.cache import open_part_cache
 from bff.clients.base import DownstreamClient
 from bff.edge.guard import EdgeGuard
-from bff.keys import CLIENTS, EDGE, LIFECYCLE, SETTINGS, TELEMETRY
+from bff.keys import CLIENTS, EDGE, LIFECYCLE, PART_CACHE, PARTS, SETTINGS, TELEMETRY
 from bff.lifecycle import Lifecycle
 from bff.middlewares import edge_middleware
 from bff.observability import metrics, tracing
 from bff.observability.downstream import on_breaker_transition
 from bff.observability.middleware import telemetry_middleware
+from bff.parts import PARTS as DECLARED_PARTS
+from bff.parts import Part
 from bff.resilience.loop_lag import LoopLag
 from bff.routes import setup_routes
 from bff.settings import DownstreamSettings, Settings
 
 
 def create_app(
-    settings: Settings, *, tracer_provider: trace.TracerProvider | None = None
+    settings: Settings,
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+    parts: tuple[Part[Any], ...] = DECLARED_PARTS,
 ) -> web.Application:
-    """`tracer_provider`: trace with this one (tests) instead of what `settings.tracing` says."""
+    """`tracer_provider`: trace with this one (tests) instead of what `settings.tracing` says;
+    `parts`: what the answer is made of (each needs `settings.downstream(part.name)`)."""
     # GET requests carry no body; the edge guard refuses one past this cap with 413.
     app = web.Application(
         middlewares=[telemetry_middleware, edge_middleware],
         client_max_size=settings.edge.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[PARTS] = parts
     app[LIFECYCLE] = Lifecycle()
     app[EDGE] = EdgeGuard(settings.edge, app[LIFECYCLE])
     tracer = (
@@ -43,8 +51,19 @@ def create_app(
     app.cleanup_ctx.append(app[EDGE].resources)
     if tracer_provider is None and settings.tracing.enabled:
         app.cleanup_ctx.append(_tracer_provider)
+    app.cleanup_ctx.append(_part_cache)
     app.cleanup_ctx.append(_downstream_clients)
     return app
+
+
+async def _part_cache(app: web.Application) -> AsyncIterator[None]:
+    """The worker's part cache; Redis (when configured) connects on the first lookup."""
+    settings = app[SETTINGS]
+    app[PART_CACHE] = cache = open_part_cache(settings.cache, settings.redis_url)
+    try:
+        yield
+    finally:
+        await cache.close()
 
 
 async def _tracer_provider(app: web.Application) -> AsyncIterator[None]:
@@ -60,7 +79,7 @@ async def _tracer_provider(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
-    """One ClientSession per app, shared by the three clients, sized for high concurrency."""
+    """One ClientSession per app, shared by the clients, sized for high concurrency."""
     settings = app[SETTINGS]
     connector = aiohttp.TCPConnector(
         # aiohttp's default of 100 connections in all queues calls past the deadline under
@@ -100,14 +119,10 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
             lag_neutral_s=settings.loop_lag_neutral_ms / 1000,
         )
 
-    for ds in settings.downstreams:
+    services = [settings.downstream(part.name) for part in app[PARTS]]
+    for ds in services:
         metrics.set_breaker_state(ds.name, "closed")
-
-    app[CLIENTS] = Clients(
-        product=client(settings.product),
-        reviews=client(settings.reviews),
-        inventory=client(settings.inventory),
-    )
+    app[CLIENTS] = {ds.name: client(ds) for ds in services}
     app[LIFECYCLE].started = True
     try:
         yield

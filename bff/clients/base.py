@@ -30,14 +30,12 @@ Library exceptions stop here: callers only ever see `bff.errors.DownstreamError`
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp
 from opentelemetry.trace import Tracer
 
 from bff.clients.attempt import Call
-from bff.clients.call import CallContext
-from bff.clients.endpoints import Endpoint
 from bff.clients.retry import run_attempts
 from bff.errors import DownstreamError, Overloaded
 from bff.resilience.breaker import ServiceBreaker, TransitionHook
@@ -46,6 +44,10 @@ from bff.resilience.latency import LatencyWindow
 from bff.resilience.loop_lag import LoopLag
 from bff.resilience.pool import InstancePool
 from bff.settings import DownstreamSettings
+
+if TYPE_CHECKING:
+    from bff.context import PartCall, RequestContext
+    from bff.parts import Part
 
 T = TypeVar("T")
 
@@ -82,10 +84,23 @@ class DownstreamClient:
         self.latency = LatencyWindow(settings.retry.min_attempt_ms / 1000)
         self.in_flight = 0
 
-    async def fetch(self, endpoint: Endpoint[T], product_id: str, ctx: CallContext) -> T:
-        """GET one endpoint for one product under the whole policy."""
-        state = ctx.new_call(self.name)
-        call = Call(self, ctx, state, endpoint, product_id)
+    async def fetch(self, part: Part[T], product_id: str, ctx: RequestContext) -> T:
+        """GET one part for one product under the whole policy: its typed value."""
+        return cast(T, await self.call(part, product_id, ctx, ctx.new_call(self.name)))
+
+    async def call(
+        self,
+        part: Part[Any],
+        product_id: str,
+        ctx: RequestContext,
+        state: PartCall,
+        *,
+        raw: bool = False,
+        etag: str | None = None,
+    ) -> Any:
+        """`fetch`, recorded in `state`. `raw`: a 200 or 304 comes back as `Fetched` (status,
+        headers, body) for the part cache to judge; `etag`: sent as If-None-Match."""
+        call = Call(self, ctx, state, part, product_id, raw=raw, etag=etag)
         try:
             if self.in_flight >= self.settings.max_in_flight:
                 raise Overloaded(self.name, f"{self.in_flight} calls in flight")
@@ -106,9 +121,9 @@ class DownstreamClient:
             state.outcome = "bad_response"
             raise
         finally:
-            state.duration = ctx.deadline.elapsed() - state.started
+            state.duration = ctx.elapsed() - state.started
         state.outcome = "ok"
-        return cast(T, call.value)
+        return call.value
 
     def loop_starved(self) -> bool:
         """Our own loop is running late: a timeout now may be ours, not the service's."""

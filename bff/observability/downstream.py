@@ -23,8 +23,8 @@ from bff.observability.logging import log
 from bff.observability.tracing import RequestTrace, current_or_new
 
 if TYPE_CHECKING:
-    from bff.clients.call import CallState
-    from bff.clients.endpoints import Endpoint
+    from bff.context import PartCall
+    from bff.parts import Part
     from bff.resilience.pool import Instance
 
 
@@ -35,8 +35,8 @@ class AttemptProbe:
         self,
         tracer: trace.Tracer | None,
         service: str,
-        endpoint: Endpoint[Any],
-        state: CallState,
+        endpoint: Part[Any],
+        state: PartCall,
     ) -> None:
         self._tracer = tracer
         self._service = service

@@ -7,7 +7,8 @@ An invalid value stops start-up with a `SettingsError` that names the variable.
     Settings                 server, deadline, logging              (this module)
     ├── DownstreamSettings   x3: URLs, timeouts, retry, breaker...  (downstream.py)
     ├── TracingSettings      OTEL_*                                 (tracing.py)
-    └── EdgeSettings         rate limit, CORS, auth, limits, drain  (edge.py)
+    ├── EdgeSettings         rate limit, CORS, auth, limits, drain  (edge.py)
+    └── CacheSettings        part cache, compression                (cache.py)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from bff.settings.cache import CacheSettings, read_cache
 from bff.settings.downstream import (
     BreakerSettings,
     DownstreamSettings,
@@ -48,6 +50,7 @@ from bff.settings.tracing import TracingSettings, read_tracing
 __all__ = [
     "AuthSettings",
     "BreakerSettings",
+    "CacheSettings",
     "CorsSettings",
     "DownstreamSettings",
     "EdgeSettings",
@@ -90,13 +93,24 @@ class Settings:
     # prometheus_client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR); the supervisor
     # makes one for its workers when several run and none is given.
     metrics_dir: str | None = None
-    # Shared state across workers and instances (BFF_REDIS_URL): the rate limit's storage.
+    # Shared state across workers and instances (BFF_REDIS_URL): the rate limit's storage and
+    # the part cache's second tier.
     redis_url: str | None = None
     edge: EdgeSettings = field(default_factory=EdgeSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    # Services of parts beyond the three (an app given more parts than bff.parts.PARTS).
+    extra_downstreams: tuple[DownstreamSettings, ...] = ()
 
     @property
     def downstreams(self) -> tuple[DownstreamSettings, ...]:
-        return (self.product, self.reviews, self.inventory)
+        return (self.product, self.reviews, self.inventory, *self.extra_downstreams)
+
+    def downstream(self, name: str) -> DownstreamSettings:
+        """The settings of the service behind the part `name`."""
+        for ds in self.downstreams:
+            if ds.name == name:
+                return ds
+        raise SettingsError(f"no downstream settings for the part {name!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, tty: bool = False) -> Settings:
@@ -128,6 +142,7 @@ class Settings:
             metrics_dir=read("PROMETHEUS_MULTIPROC_DIR", str, None),
             redis_url=shared,
             edge=read_edge(read, shared),
+            cache=read_cache(read),
         )
         if settings.admin_port == settings.port != 0:
             raise SettingsError("BFF_ADMIN_PORT must differ from BFF_PORT")

@@ -1,4 +1,6 @@
-"""Cache and compression settings: the per-part cache, its Redis tier, our answer's encoding."""
+"""Cache and compression settings: the per-part cache, its Redis tier, our answer's encoding.
+
+The Redis tier uses the one shared `Settings.redis_url` (BFF_REDIS_URL), as the rate limit does."""
 
 from __future__ import annotations
 
@@ -14,8 +16,6 @@ class CacheSettings:
     enabled: bool = True  # BFF_CACHE=off: no part cache, no coalescing
     max_bytes: int = 64 * 1024 * 1024  # memory tier, per worker
     max_ttl_s: float = 86_400.0  # no service's max-age or stale window is kept longer
-    # redis://host:port[/db]: a second tier shared by every worker and instance.
-    redis_url: str | None = None
     # Per Redis lookup (one round trip is ~0.1-0.3 ms on a LAN); past it, a miss.
     redis_timeout_ms: float = 5.0
     # Answers smaller than this go out uncompressed (the saving would not pay the CPU).
@@ -29,16 +29,9 @@ def read_cache(read: Reader) -> CacheSettings:
         enabled=read("BFF_CACHE", boolean, d.enabled),
         max_bytes=read("BFF_CACHE_MAX_BYTES", positive_int, d.max_bytes),
         max_ttl_s=read("BFF_CACHE_MAX_TTL_S", positive_float, d.max_ttl_s),
-        redis_url=read("BFF_REDIS_URL", _redis_url, d.redis_url),
         redis_timeout_ms=read("BFF_CACHE_REDIS_TIMEOUT_MS", positive_float, d.redis_timeout_ms),
         compress_min_bytes=read("BFF_COMPRESS_MIN_BYTES", non_negative_int, d.compress_min_bytes),
     )
 
 
 _DEFAULT = CacheSettings()
-
-
-def _redis_url(raw: str) -> str:
-    if not raw.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
-    return raw

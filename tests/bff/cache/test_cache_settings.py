@@ -13,7 +13,8 @@ def read(**env: str) -> CacheSettings:
 
 
 class TestCacheSettings:
-    """On by default, 64 MiB per worker, a day at most, no Redis, compression from 1 KiB."""
+    """On by default, 64 MiB per worker, a day at most, compression from 1 KiB; the Redis tier
+    uses the one `Settings.redis_url`."""
 
     def test_defaults(self) -> None:
         s = read()
@@ -21,7 +22,6 @@ class TestCacheSettings:
         assert s.enabled
         assert s.max_bytes == 64 * 1024 * 1024
         assert s.max_ttl_s == 86_400
-        assert s.redis_url is None
         assert s.compress_min_bytes == 1024
 
     def test_every_variable(self) -> None:
@@ -29,11 +29,10 @@ class TestCacheSettings:
             BFF_CACHE="off",
             BFF_CACHE_MAX_BYTES="1000",
             BFF_CACHE_MAX_TTL_S="60",
-            BFF_REDIS_URL="redis://127.0.0.1:6379/2",
             BFF_CACHE_REDIS_TIMEOUT_MS="2.5",
             BFF_COMPRESS_MIN_BYTES="0",
         )
-        assert s == CacheSettings(False, 1000, 60.0, "redis://127.0.0.1:6379/2", 2.5, 0)
+        assert s == CacheSettings(False, 1000, 60.0, 2.5, 0)
 
     @pytest.mark.parametrize(
         ("name", "value"),
@@ -43,7 +42,6 @@ class TestCacheSettings:
             ("BFF_CACHE_MAX_BYTES", "64MiB"),
             ("BFF_CACHE_MAX_TTL_S", "-1"),
             ("BFF_CACHE_MAX_TTL_S", "inf"),
-            ("BFF_REDIS_URL", "http://127.0.0.1:6379"),
             ("BFF_CACHE_REDIS_TIMEOUT_MS", "0"),
             ("BFF_COMPRESS_MIN_BYTES", "-1"),
         ],
@@ -51,3 +49,14 @@ class TestCacheSettings:
     def test_refused(self, name: str, value: str) -> None:
         with pytest.raises(SettingsError, match=name):
             read(**{name: value})
+
+
+class TestInTheSettingsTree:
+    """`Settings.cache` is read with the rest; the Redis URL is the one shared by everything."""
+
+    def test_read_with_the_settings(self) -> None:
+        from bff.settings import Settings
+
+        s = Settings.from_env({"BFF_CACHE": "off", "BFF_REDIS_URL": "redis://127.0.0.1:6379/2"})
+        assert not s.cache.enabled
+        assert s.redis_url == "redis://127.0.0.1:6379/2"
