@@ -18,9 +18,15 @@ import pytest
 import structlog
 from aiohttp import web
 from bff_support import KINDS, BffClient, MakeBff, Mocks, server_timing, timed_get
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from pytest_aiohttp import AiohttpServer
 
+from bff.app import create_app
 from bff.observability.logging import processors_for
+from bff.settings import Settings
 
 ID = "P001"
 
@@ -166,6 +172,27 @@ class TestRevalidation:
         assert await mocks.requests("product") == before + 1
 
 
+class TestUnaskedNotModified:
+    """A 304 to a request that sent no If-None-Match is not an answer: `bad_response`."""
+
+    @pytest.mark.parametrize("cache", ["on", "off"])
+    async def test_a_304_out_of_the_blue(
+        self, make_bff: MakeBff, aiohttp_server: AiohttpServer, cache: str
+    ) -> None:
+        async def inventory(request: web.Request) -> web.Response:
+            assert "If-None-Match" not in request.headers
+            return web.Response(status=304, headers={"ETag": '"x"'})
+
+        app = web.Application()
+        app.router.add_get("/inventory/{id}", inventory)
+        server = await aiohttp_server(app)
+        url = str(server.make_url("")).rstrip("/")
+        bff = await make_bff(BFF_INVENTORY_URL=url, BFF_CACHE=cache)
+        resp, body = await get(bff)
+        assert resp.status == 200
+        assert body["degraded"] == {"inventory": "bad_response"}
+
+
 class TestWhoMayShare:
     """`private`, `Vary` and `Authorization` decide which request a stored copy may answer."""
 
@@ -257,3 +284,24 @@ class TestWithinTheDeadline:
         assert resp.status == 200
         assert body["degraded"] == {"reviews": "timeout"}
         assert time.perf_counter() - started < 0.3 + 0.5
+
+
+class TestSpanEvents:
+    """The server span carries one "cache" event per part not served by a live call."""
+
+    async def test_cache_events(self, aiohttp_client: Any, mocks: Mocks) -> None:
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        app = create_app(Settings.from_env(mocks.env()), tracer_provider=provider)
+        bff = await aiohttp_client(app)
+        await get(bff)
+        exporter.clear()
+        await get(bff)
+        (server,) = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+        events = {
+            (e.attributes or {}).get("bff.part"): (e.attributes or {}).get("bff.source")
+            for e in server.events
+            if e.name == "cache"
+        }
+        assert events == dict.fromkeys(KINDS, "cache")
