@@ -44,29 +44,13 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else _UNMATCHED
     method = request.method if request.method in _METHODS else "_OTHER"
-    tracer = request.app[TELEMETRY].tracer
-    span: trace.Span | None = None
+    span = _server_span(request, method, route if resource is not None else None)
     otel_token = None
-    # A client's `tracestate` travels downstream only within W3C limits (bff.edge.forwarding).
-    traceparent = request.headers.get("traceparent")
-    tracestate = forwarding.tracestate(request.headers.getall("tracestate", []))
-    if tracer is None:
-        ids = RequestTrace.passthrough(traceparent, tracestate)
+    if span is None:
+        # A client's `tracestate` travels downstream only within W3C limits.
+        tracestate = forwarding.tracestate(request.headers.getall("tracestate", []))
+        ids = RequestTrace.passthrough(request.headers.get("traceparent"), tracestate)
     else:
-        carrier = {} if traceparent is None else {"traceparent": traceparent}
-        if tracestate is not None:
-            carrier["tracestate"] = tracestate
-        span = tracer.start_span(
-            method if resource is None else f"{method} {route}",
-            context=_PROPAGATOR.extract(carrier),
-            kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "http.route": route,
-                "url.path": request.path,
-                "url.scheme": request.scheme,
-            },
-        )
         otel_token = otel_context.attach(trace.set_span_in_context(span))
         ids = RequestTrace.of_span(span)
     token = CURRENT.set(ids)
@@ -92,6 +76,32 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
         if otel_token is not None:
             otel_context.detach(otel_token)
         CURRENT.reset(token)
+
+
+def _server_span(request: web.Request, method: str, route: str | None) -> trace.Span | None:
+    """The request's server span, child of the client's trace context; None: tracing off."""
+    tracer = request.app[TELEMETRY].tracer
+    if tracer is None:
+        return None
+    carrier = {}
+    traceparent = request.headers.get("traceparent")
+    if traceparent is not None:
+        carrier["traceparent"] = traceparent
+    # A client's `tracestate` travels downstream only within W3C limits (bff.edge.forwarding).
+    tracestate = forwarding.tracestate(request.headers.getall("tracestate", []))
+    if tracestate is not None:
+        carrier["tracestate"] = tracestate
+    return tracer.start_span(
+        method if route is None else f"{method} {route}",
+        context=_PROPAGATOR.extract(carrier),
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": method,
+            "http.route": route or _UNMATCHED,
+            "url.path": request.path,
+            "url.scheme": request.scheme,
+        },
+    )
 
 
 def _record_parts(report: Report, span: trace.Span | None) -> None:
