@@ -19,7 +19,7 @@ import aiohttp
 
 from bff.clients.classify import Verdict, classify_answer, classify_error
 from bff.clients.retry import RetryableAttempt
-from bff.clients.transport import Answer, send
+from bff.clients.transport import Answer, Endpoint, send
 from bff.deadline import Deadline
 from bff.errors import CircuitOpen, DownstreamError, DownstreamTimeout
 from bff.observability.downstream import AttemptProbe
@@ -30,7 +30,6 @@ from bff.resilience.pool import Instance
 if TYPE_CHECKING:
     from bff.clients.base import DownstreamClient
     from bff.context import PartCall, RequestContext
-    from bff.parts import Part
 
 
 class Call:
@@ -43,7 +42,7 @@ class Call:
         client: DownstreamClient,
         ctx: RequestContext,
         state: PartCall,
-        endpoint: Part[Any],
+        endpoint: Endpoint,
         product_id: str,
         *,
         raw: bool = False,

@@ -30,13 +30,14 @@ Library exceptions stop here: callers only ever see `bff.errors.DownstreamError`
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from opentelemetry.trace import Tracer
 
 from bff.clients.attempt import Call
 from bff.clients.retry import run_attempts
+from bff.clients.transport import Endpoint
 from bff.errors import DownstreamError, Overloaded
 from bff.resilience.breaker import ServiceBreaker, TransitionHook
 from bff.resilience.budget import RetryBudget
@@ -47,9 +48,6 @@ from bff.settings import DownstreamSettings
 
 if TYPE_CHECKING:
     from bff.context import PartCall, RequestContext
-    from bff.parts import Part
-
-T = TypeVar("T")
 
 
 class DownstreamClient:
@@ -84,13 +82,13 @@ class DownstreamClient:
         self.latency = LatencyWindow(settings.retry.min_attempt_ms / 1000)
         self.in_flight = 0
 
-    async def fetch(self, part: Part[T], product_id: str, ctx: RequestContext) -> T:
+    async def fetch(self, part: Endpoint, product_id: str, ctx: RequestContext) -> Any:
         """GET one part for one product under the whole policy: its typed value."""
-        return cast(T, await self.call(part, product_id, ctx, ctx.new_call(self.name)))
+        return await self.call(part, product_id, ctx, ctx.new_call(self.name))
 
     async def call(
         self,
-        part: Part[Any],
+        part: Endpoint,
         product_id: str,
         ctx: RequestContext,
         state: PartCall,

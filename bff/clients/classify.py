@@ -27,15 +27,11 @@ nothing about the service, or any client could open our breakers with a tiny bud
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from bff.cache.flow import Fetched
 from bff.clients.mapping import map_exceptions
-from bff.clients.transport import Answer
+from bff.clients.transport import Answer, Endpoint, Fetched
 from bff.errors import BadResponse, DownstreamError, DownstreamTimeout, DownstreamUnavailable
-
-if TYPE_CHECKING:
-    from bff.parts import Part
 
 Health = Literal["success", "failure", "neutral"]
 
@@ -52,7 +48,7 @@ class Verdict:
 
 def classify_answer(
     answer: Answer,
-    endpoint: Part[Any],
+    endpoint: Endpoint,
     product_id: str,
     service: str,
     *,

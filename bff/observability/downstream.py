@@ -12,7 +12,7 @@ open) has no span and is not counted: it shows as the part's outcome and the req
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -23,8 +23,8 @@ from bff.observability.logging import log
 from bff.observability.tracing import RequestTrace, current_or_new
 
 if TYPE_CHECKING:
+    from bff.clients.transport import Endpoint
     from bff.context import PartCall
-    from bff.parts import Part
     from bff.resilience.pool import Instance
 
 
@@ -35,7 +35,7 @@ class AttemptProbe:
         self,
         tracer: trace.Tracer | None,
         service: str,
-        endpoint: Part[Any],
+        endpoint: Endpoint,
         state: PartCall,
     ) -> None:
         self._tracer = tracer
