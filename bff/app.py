@@ -8,19 +8,22 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 from opentelemetry import trace
 
 from bff.cache import open_part_cache
 from bff.clients.base import DownstreamClient
 from bff.edge.guard import EdgeGuard
-from bff.keys import CLIENTS, EDGE, LIFECYCLE, PART_CACHE, PARTS, SETTINGS, TELEMETRY
+from bff.keys import CLIENTS, EDGE, LIFECYCLE, PART_CACHE, PARTS, RESOLVER, SETTINGS, TELEMETRY
 from bff.lifecycle import Lifecycle
 from bff.middlewares import edge_middleware
 from bff.observability import metrics, tracing
 from bff.observability.downstream import on_breaker_transition
 from bff.observability.middleware import telemetry_middleware
+from bff.observability.sampler import sampling
 from bff.parts import PARTS as DECLARED_PARTS
 from bff.parts import Part
+from bff.resilience.discovery import discovering
 from bff.resilience.loop_lag import LoopLag
 from bff.routes import setup_routes
 from bff.settings import DownstreamSettings, Settings
@@ -30,9 +33,11 @@ def create_app(
     settings: Settings,
     *,
     tracer_provider: trace.TracerProvider | None = None,
+    resolver: AbstractResolver | None = None,
     parts: tuple[Part[Any], ...] = DECLARED_PARTS,
 ) -> web.Application:
-    """`tracer_provider`: trace with this one (tests) instead of what `settings.tracing` says;
+    """`tracer_provider`: trace with this one (tests) instead of what `settings.tracing` says.
+    `resolver`: answers for the downstream names (tests), instead of the system's resolver.
     `parts`: what the answer is made of (each needs `settings.downstream(part.name)`)."""
     # GET requests carry no body; the edge guard refuses one past this cap with 413.
     app = web.Application(
@@ -41,6 +46,8 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[PARTS] = parts
+    if resolver is not None:
+        app[RESOLVER] = resolver
     app[LIFECYCLE] = Lifecycle()
     app[EDGE] = EdgeGuard(settings.edge, app[LIFECYCLE])
     tracer = (
@@ -79,31 +86,9 @@ async def _tracer_provider(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
-    """One ClientSession per app, shared by the clients, sized for high concurrency."""
+    """One client per part, on one ClientSession per app."""
     settings = app[SETTINGS]
-    connector = aiohttp.TCPConnector(
-        # aiohttp's default of 100 connections in all queues calls past the deadline under
-        # load; bulkheads (max_in_flight per service) are the real cap.
-        limit=settings.max_connections,
-        limit_per_host=0,
-        ttl_dns_cache=60,
-        keepalive_timeout=30,
-    )
-    session = aiohttp.ClientSession(
-        connector=connector,
-        # Timeouts come from the deadline and the per-attempt policy, not from aiohttp.
-        timeout=aiohttp.ClientTimeout(total=None),
-        raise_for_status=False,
-        trust_env=False,
-    )
-    # aiohttp silently re-sends an idempotent request once when the connection drops
-    # (ServerDisconnectedError), even on a fresh connection. That is a second, hidden retry
-    # layer: it doubles calls to a service that resets connections and escapes our retry
-    # budget. Our policy already retries disconnects, within the budget; switch aiohttp's off.
-    # (Private attribute, the one aiohttp's own test client sets; pinned by
-    # tests/bff/test_resilience.py::TestRetries::test_retries_stop_at_max_attempts.)
-    if hasattr(session, "_retry_connection"):
-        session._retry_connection = False
+    session = _session(settings, app.get(RESOLVER))
 
     loop_lag = LoopLag()
     loop_lag.start()
@@ -122,11 +107,47 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
     services = [settings.downstream(part.name) for part in app[PARTS]]
     for ds in services:
         metrics.set_breaker_state(ds.name, "closed")
-    app[CLIENTS] = {ds.name: client(ds) for ds in services}
-    app[LIFECYCLE].started = True
+    clients = app[CLIENTS] = {ds.name: client(ds) for ds in services}
     try:
-        yield
+        downstream = tuple(clients.values())
+        # URLs given by name: resolved once before the first request, then kept fresh.
+        names = [(c.name, c.settings.urls, c.pool) for c in downstream]
+        async with (
+            discovering(names, settings.dns_refresh_s, app.get(RESOLVER)),
+            sampling(downstream),
+        ):
+            app[LIFECYCLE].started = True
+            yield
     finally:
         app[LIFECYCLE].draining = True
         await loop_lag.stop()
         await session.close()
+
+
+def _session(settings: Settings, resolver: AbstractResolver | None) -> aiohttp.ClientSession:
+    """Sized for high concurrency; `resolver`: the tests' own, or None for the system's."""
+    connector = aiohttp.TCPConnector(
+        # aiohttp's default of 100 connections in all queues calls past the deadline under
+        # load; bulkheads (max_in_flight per service) are the real cap.
+        limit=settings.max_connections,
+        limit_per_host=0,
+        ttl_dns_cache=60,
+        keepalive_timeout=30,
+        resolver=resolver,
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        # Timeouts come from the deadline and the per-attempt policy, not from aiohttp.
+        timeout=aiohttp.ClientTimeout(total=None),
+        raise_for_status=False,
+        trust_env=False,
+    )
+    # aiohttp silently re-sends an idempotent request once when the connection drops
+    # (ServerDisconnectedError), even on a fresh connection. That is a second, hidden retry
+    # layer: it doubles calls to a service that resets connections and escapes our retry
+    # budget. Our policy already retries disconnects, within the budget; switch aiohttp's off.
+    # (Private attribute, the one aiohttp's own test client sets; pinned by
+    # tests/bff/test_resilience.py::TestRetries::test_retries_stop_at_max_attempts.)
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+    return session

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from bff.cache import PartCache
 from bff.clients.base import DownstreamClient
@@ -28,6 +29,8 @@ PART_CACHE = web.AppKey("part_cache", PartCache)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
 EDGE: web.AppKey[EdgeGuard] = web.AppKey("edge")
+# Answers for downstream names instead of the system's resolver (tests inject one).
+RESOLVER = web.AppKey("resolver", AbstractResolver)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 # Made by the outermost middleware: the request's id, clock, deadline and part calls.

@@ -71,7 +71,6 @@ class Cluster:
             "BFF_REVIEWS_URL": f"http://127.0.0.1:{p.mocks[1]}",
             "BFF_INVENTORY_URL": f"http://127.0.0.1:{p.mocks[2]}",
             "BFF_REDIS_URL": self.redis_url(),
-            "BFF_RATE_LIMIT_STORAGE": self.redis_url(),
             # nginx connects from loopback: its X-Forwarded-For names the client.
             "BFF_TRUSTED_PROXIES": "127.0.0.1/32",
         }

@@ -72,15 +72,17 @@ class DownstreamClient:
         self.loop_lag = loop_lag
         self._lag_neutral = lag_neutral_s
         self.tracer = tracer  # None: no spans (the pass-through trace context still goes out)
-        self.pool = InstancePool(settings.urls, settings.outlier)
+        self.pool = InstancePool(settings.urls, settings.outlier, service=settings.name)
         self.breaker = ServiceBreaker(settings.name, settings.breaker, on_breaker_transition)
         self.budget = RetryBudget(
             settings.retry.budget_ratio,
             settings.retry.budget_min_retries,
             settings.retry.budget_window_s,
+            service=settings.name,
         )
         self.latency = LatencyWindow(settings.retry.min_attempt_ms / 1000)
         self.in_flight = 0
+        self._in_flight_peak = 0  # the most calls in flight since the last metrics sample
 
     async def fetch(self, part: Endpoint, product_id: str, ctx: RequestContext) -> Any:
         """GET one part for one product under the whole policy: its typed value."""
@@ -103,6 +105,7 @@ class DownstreamClient:
             if self.in_flight >= self.settings.max_in_flight:
                 raise Overloaded(self.name, f"{self.in_flight} calls in flight")
             self.in_flight += 1
+            self._in_flight_peak = max(self._in_flight_peak, self.in_flight)
             try:
                 self.budget.record_first_attempt()
                 await run_attempts(call.attempt, self.settings.retry.max_attempts)
@@ -122,6 +125,11 @@ class DownstreamClient:
             state.duration = ctx.elapsed() - state.started
         state.outcome = "ok"
         return call.value
+
+    def take_in_flight_peak(self) -> int:
+        """The most calls in flight since the last call (bulkhead occupancy, sampled)."""
+        peak, self._in_flight_peak = self._in_flight_peak, self.in_flight
+        return peak
 
     def loop_starved(self) -> bool:
         """Our own loop is running late: a timeout now may be ours, not the service's."""

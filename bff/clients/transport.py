@@ -69,9 +69,16 @@ async def send(
     # A URL object, not a string: aiohttp would parse and re-quote the string on every call
     # (~5 us each). The path needs no quoting: ids are [A-Za-z0-9_-] only.
     url = base.with_path(base.raw_path.rstrip("/") + path, encoded=True)
+    # An address found under a name (bff.resilience.discovery) is called as that name: its
+    # Host header, and for TLS its SNI and certificate check.
+    if (host := instance.host_header) is not None:
+        headers = {**headers, "Host": host}
+    server_hostname = instance.host if url.scheme == "https" else None
     with map_exceptions(service, timeout_s):
         async with asyncio.timeout(timeout_s):
-            async with session.get(url, headers=headers, allow_redirects=False) as resp:
+            async with session.get(
+                url, headers=headers, allow_redirects=False, server_hostname=server_hostname
+            ) as resp:
                 if resp.status == 200:
                     body = await _read_capped(resp, max_body_bytes, service)
                     return Answer(200, body, None, resp)

@@ -20,6 +20,7 @@ from bff.edge.headers import stamp
 from bff.edge.ratelimit import RateLimiter
 from bff.errors import BodyTooLarge, ServiceOverloaded, Unauthorized
 from bff.lifecycle import Lifecycle
+from bff.observability import metrics
 from bff.settings import EdgeSettings
 
 # The API's description: static, cheap, and needed before a client has a token. Operators'
@@ -65,6 +66,7 @@ class EdgeGuard:
                 raise BodyTooLarge(f"a request body may be at most {self._max_body} bytes")
         if self._in_flight >= self._max_in_flight:
             # No queue: waiting would only spend the deadline of a request we cannot serve.
+            metrics.edge_rejections("shed").inc()
             raise ServiceOverloaded("this instance is at its in-flight limit", _SHED_HEADERS)
         self._in_flight += 1
         try:

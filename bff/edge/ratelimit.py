@@ -22,6 +22,7 @@ from limits.aio import storage as aio_storage
 from limits.aio import strategies as aio_strategies
 
 from bff.errors import RateLimited
+from bff.observability import metrics
 from bff.observability.logging import log
 from bff.settings import RateLimitSettings
 
@@ -98,6 +99,7 @@ class RateLimiter:
                 log.warning("rate_limit_storage_failed", error=repr(exc), fail_open=True)
                 return
         reset_s = str(max(1, math.ceil(reset_at - time.time())))
+        metrics.edge_rejections("rate_limited").inc()
         raise RateLimited(
             f"at most {self._item.amount} requests per {self._item.multiples} s",
             headers={

@@ -13,6 +13,14 @@
     bff_cache_stored_bytes            gauge                         memory tier (sum over workers)
     bff_cache_redis_errors_total      counter    op                 get, set, del: each one a miss
     bff_http_parse_errors_total       counter    reason             requests the HTTP parser refused
+    bff_edge_rejections_total         counter    reason             shed, rate_limited
+    bff_outlier_ejections_total       counter    service            instances ejected from a pool
+    bff_downstream_instances          gauge      service            instances in the pool
+    bff_retry_budget_exhausted_total  counter    service            retries refused by the budget
+    bff_bulkhead_occupancy            gauge      service            busiest worker's peak calls in
+                                                                    flight / its bulkhead, last 10 s
+    bff_event_loop_lag_seconds        histogram                     how late each 50 ms tick woke
+    bff_process_*, bff_build_info                                 bff.observability.sampler
 
 Several workers: prometheus_client's multiprocess mode. The supervisor points
 PROMETHEUS_MULTIPROC_DIR at a clean directory *before* the workers start (the library picks
@@ -108,6 +116,39 @@ _PARSE_ERRORS = Counter(
     ("reason",),
 )
 
+_EDGE_REJECTIONS = Counter(
+    "bff_edge_rejections_total",
+    "Requests refused at the edge before any downstream call: shed or rate_limited.",
+    ("reason",),
+)
+_EJECTIONS = Counter(
+    "bff_outlier_ejections_total",
+    "Instances ejected from a service's pool after consecutive failures.",
+    ("service",),
+)
+_INSTANCES = Gauge(
+    "bff_downstream_instances",
+    "Instances in a service's pool (one per address its name resolves to).",
+    ("service",),
+    multiprocess_mode="livemax",
+)
+_BUDGET_EXHAUSTED = Counter(
+    "bff_retry_budget_exhausted_total",
+    "Retries that were due but refused because the service's retry budget was spent.",
+    ("service",),
+)
+_BULKHEAD = Gauge(
+    "bff_bulkhead_occupancy",
+    "Peak calls in flight over the last 10 s as a fraction of the bulkhead (1: calls refused);"
+    " the busiest worker.",
+    ("service",),
+    multiprocess_mode="livemax",
+)
+LOOP_LAG = Histogram(
+    "bff_event_loop_lag_seconds",
+    "How late the event loop ran a 50 ms timer, per tick.",
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 request_duration = _Children(_REQUEST_DURATION)
 downstream_duration = _Children(_DOWNSTREAM_DURATION)
 attempts = _Children(_ATTEMPTS)
@@ -117,6 +158,12 @@ degraded = _Children(_DEGRADED)
 cache_lookups = _Children(_CACHE_LOOKUPS)
 cache_redis_errors = _Children(_CACHE_REDIS_ERRORS)
 parse_errors = _Children(_PARSE_ERRORS)
+edge_rejections = _Children(_EDGE_REJECTIONS)
+EDGE_REJECTION_REASONS = ("shed", "rate_limited")
+ejections = _Children(_EJECTIONS)
+instances = _Children(_INSTANCES)
+budget_exhausted = _Children(_BUDGET_EXHAUSTED)
+bulkhead_occupancy = _Children(_BULKHEAD)
 
 
 def set_breaker_state(service: str, state: str) -> None:

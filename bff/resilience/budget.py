@@ -7,18 +7,22 @@ odd transient error gets every retry it needs.
 
 from __future__ import annotations
 
+from bff.observability import metrics
 from bff.resilience.window import SlidingCounts
 
 _FIRSTS, _RETRIES = 0, 1
 
 
 class RetryBudget:
-    __slots__ = ("_counts", "_min", "_ratio")
+    __slots__ = ("_counts", "_exhausted", "_min", "_ratio")
 
-    def __init__(self, ratio: float, min_retries: int, window_s: float) -> None:
+    def __init__(
+        self, ratio: float, min_retries: int, window_s: float, *, service: str = ""
+    ) -> None:
         self._ratio = ratio
         self._min = min_retries
         self._counts = SlidingCounts(2, window_s)
+        self._exhausted = metrics.budget_exhausted(service)
 
     def record_first_attempt(self) -> None:
         self._counts.add(_FIRSTS)
@@ -29,6 +33,7 @@ class RetryBudget:
         counts.current()
         firsts, retries = counts.totals
         if retries >= firsts * self._ratio + self._min:
+            self._exhausted.inc()
             return False
         counts.add(_RETRIES)
         return True

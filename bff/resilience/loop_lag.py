@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import time
 
+from bff.observability import metrics
+
 
 class LoopLag:
     __slots__ = ("_interval", "_task", "lag")
@@ -39,4 +41,5 @@ class LoopLag:
             before = time.perf_counter()
             await asyncio.sleep(interval)
             late = time.perf_counter() - before - interval
+            metrics.LOOP_LAG.observe(max(late, 0.0))
             self.lag = max(late, self.lag / 2)

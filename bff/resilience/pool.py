@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from yarl import URL
 
+from bff.observability import metrics
 from bff.settings import OutlierSettings
 
 
@@ -59,13 +60,16 @@ class Instance:
 
 
 class InstancePool:
-    __slots__ = ("_settings", "instances")
+    __slots__ = ("_ejections", "_settings", "instances")
 
-    def __init__(self, urls: tuple[URL, ...], settings: OutlierSettings) -> None:
+    def __init__(
+        self, urls: tuple[URL, ...], settings: OutlierSettings, *, service: str = ""
+    ) -> None:
         if not urls:
             raise ValueError("a service needs at least one instance")
         self.instances = tuple(Instance(u) for u in urls)
         self._settings = settings
+        self._ejections = metrics.ejections(service)
 
     def pick(self, avoid: Instance | None = None) -> Instance:
         instances = self.instances
@@ -98,6 +102,7 @@ class InstancePool:
         backoff = self._settings.base_ejection_s * 2 ** (instance.ejections - 1)
         instance.ejected_until = now + min(backoff, self._settings.max_ejection_s)
         instance.consecutive_failures = 0
+        self._ejections.inc()
 
     def replace_instances(self, fresh: Sequence[Instance]) -> None:
         """Take `fresh` as the instances from now on (service discovery found a new set).

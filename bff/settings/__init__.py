@@ -86,6 +86,9 @@ class Settings:
     max_connections: int = 2048
     # Above this event-loop lag a timeout is blamed on this worker, not on the service.
     loop_lag_neutral_ms: float = 20.0
+    # Downstream URLs given by name are re-resolved this often (seconds; 0 = resolve never):
+    # each address is an instance of its own, as a headless Service lists its pods.
+    dns_refresh_s: float = 10.0
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     shutdown_grace_s: float = 10.0
@@ -135,6 +138,7 @@ class Settings:
             loop_lag_neutral_ms=read(
                 "BFF_LOOP_LAG_NEUTRAL_MS", positive_float, d["loop_lag_neutral_ms"]
             ),
+            dns_refresh_s=read("BFF_DNS_REFRESH_S", non_negative_float, d["dns_refresh_s"]),
             log_level=read("BFF_LOG_LEVEL", _log_level, d["log_level"]),
             log_format=read("BFF_LOG_FORMAT", _log_format, "console" if tty else "json"),
             shutdown_grace_s=read("BFF_SHUTDOWN_GRACE_S", positive_float, d["shutdown_grace_s"]),

@@ -36,7 +36,9 @@ def kustomize_capable_kubectl() -> str:
     except (ValueError, KeyError):
         minor = 0
     if minor < 21:
-        unavailable(f"{kubectl} is older than 1.21 (its kustomize cannot read deploy/k8s)")
+        unavailable(
+            f"{kubectl} is older than 1.21 (its kustomize cannot read deploy/k8s)", tool="kubectl"
+        )
     return kubectl
 
 

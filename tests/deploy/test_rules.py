@@ -43,6 +43,9 @@ class TestPrometheus:
             "BffBreakerOpen",
             "BffDegradedRatioHigh",
             "BffInstanceDown",
+            "BffSheddingLoad",
+            "BffBulkheadSaturated",
+            "BffEventLoopLagHigh",
         }
 
     def test_a_broken_rule_is_refused(self, tmp_path: Path) -> None:
@@ -104,5 +107,13 @@ class TestDashboard:
             "bff_breaker_state",
             "bff_downstream_retries_total",
             'up{job="bff"',
+            "bff_edge_rejections_total",
+            "bff_outlier_ejections_total",
+            "bff_retry_budget_exhausted_total",
+            "bff_bulkhead_occupancy",
+            "bff_event_loop_lag_seconds_bucket",
+            "bff_process_cpu_seconds",
+            "bff_process_resident_memory_bytes",
+            "bff_build_info",
         ):
             assert metric in exprs

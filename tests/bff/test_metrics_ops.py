@@ -1,0 +1,200 @@
+"""The operators' metrics: edge refusals, ejections, retry-budget exhaustion, bulkhead
+occupancy, event-loop lag, per-worker process figures and build info, on the admin /metrics.
+
+In-process apps share prometheus_client's global registry: counters are compared before and
+after what a test does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from bff_support import AdminFor, BffClient, MakeBff, Mocks, get_many
+from process_support import TIMEOUT_S, running, url_in
+from pytest_aiohttp import AiohttpServer
+from test_metrics import Figures, delta, get, parse, scrape
+
+from mock_services import create_service_app
+
+
+def samples(figures: Figures, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """Every series of `name`, by its labels."""
+    return {labels: value for (n, labels), value in figures.items() if n == name}
+
+
+async def scrape_until(admin: BffClient, name: str, want: float, **labels: str) -> Figures:
+    """Scrape until the gauge shows `want` (sampled gauges change once a second)."""
+    async with asyncio.timeout(10):
+        while True:
+            figures = await scrape(admin)
+            if get(figures, name, **labels) == want:
+                return figures
+            await asyncio.sleep(0.1)
+
+
+class TestEdgeRefusals:
+    """Shed and rate-limited requests are counted by reason, not only seen as a status."""
+
+    async def test_a_shed_request_is_counted(
+        self, make_bff: MakeBff, mocks: Mocks, admin_for: AdminFor
+    ) -> None:
+        bff = await make_bff(BFF_MAX_IN_FLIGHT="1")
+        admin = await admin_for(bff)
+        await mocks.faults("product", latency_ms=150)
+        before = await scrape(admin)
+        results = await get_many(bff, 2, concurrency=2)
+        assert sorted(status for status, _ in results) == [200, 503]
+        after = await scrape(admin)
+        assert delta(before, after, "bff_edge_rejections_total", reason="shed") == 1
+        assert delta(before, after, "bff_edge_rejections_total", reason="rate_limited") == 0
+
+    async def test_a_rate_limited_request_is_counted(
+        self, make_bff: MakeBff, admin_for: AdminFor
+    ) -> None:
+        bff = await make_bff(BFF_RATE_LIMIT_RATE="3", BFF_RATE_LIMIT_BURST="3")
+        admin = await admin_for(bff)
+        before = await scrape(admin)
+        statuses = []
+        for i in range(5):
+            async with bff.get(f"/product-details/P{i}") as resp:
+                statuses.append(resp.status)
+        assert statuses.count(429) == 2
+        after = await scrape(admin)
+        assert delta(before, after, "bff_edge_rejections_total", reason="rate_limited") == 2
+        assert delta(before, after, "bff_edge_rejections_total", reason="shed") == 0
+
+
+class TestResilienceCounters:
+    async def test_an_ejection_is_counted_for_its_service(
+        self, make_bff: MakeBff, aiohttp_server: AiohttpServer, admin_for: AdminFor
+    ) -> None:
+        """Two product instances, one dropping every connection: it is ejected."""
+        live = await aiohttp_server(create_service_app("product", latency_scale=0))
+        dead = await aiohttp_server(create_service_app("product", latency_scale=0))
+        async with aiohttp.ClientSession() as session:
+            faults = {"latency_ms": 0, "reset_rate": 1}
+            async with session.put(dead.make_url("/__faults"), json=faults) as resp:
+                assert resp.status < 300
+        bff = await make_bff(
+            BFF_PRODUCT_URL=f"{live.make_url('')},{dead.make_url('')}",
+            BFF_PRODUCT_EJECT_AFTER=2,
+            BFF_PRODUCT_BREAKER_MIN_CALLS=1000,
+        )
+        admin = await admin_for(bff)
+        before = await scrape(admin)
+        results = await get_many(bff, 30, concurrency=2)
+        assert [status for status, _ in results] == [200] * 30
+        after = await scrape(admin)
+        assert delta(before, after, "bff_outlier_ejections_total", service="product") >= 1
+        assert delta(before, after, "bff_outlier_ejections_total", service="reviews") == 0
+        assert get(after, "bff_downstream_instances", service="product") == 2
+
+    async def test_retries_refused_by_the_budget_are_counted(
+        self, make_bff: MakeBff, mocks: Mocks, admin_for: AdminFor
+    ) -> None:
+        """A failing reviews service: first attempts 20, budget 1 retry + 20% of them."""
+        bff = await make_bff(
+            BFF_REVIEWS_RETRY_BUDGET_MIN="1",
+            BFF_REVIEWS_RETRY_BUDGET_RATIO="0.2",
+            BFF_REVIEWS_BREAKER_MIN_CALLS="1000",
+            BFF_REVIEWS_EJECT_AFTER="1000",
+        )
+        admin = await admin_for(bff)
+        await mocks.faults("reviews", latency_ms=0, error_rate=1)
+        before = await scrape(admin)
+        for i in range(20):
+            async with bff.get(f"/product-details/P{i}") as resp:
+                assert resp.status == 200
+        after = await scrape(admin)
+        retries = delta(before, after, "bff_downstream_retries_total", service="reviews")
+        refused = delta(before, after, "bff_retry_budget_exhausted_total", service="reviews")
+        assert retries == 1 + 0.2 * 20
+        # Every answer ended on a refused retry once the budget ran dry.
+        assert refused >= 20 - retries
+        assert delta(before, after, "bff_retry_budget_exhausted_total", service="product") == 0
+
+    async def test_a_full_bulkhead_shows_as_occupancy_one(
+        self, make_bff: MakeBff, mocks: Mocks, admin_for: AdminFor
+    ) -> None:
+        bff = await make_bff(
+            BFF_REVIEWS_MAX_IN_FLIGHT=2, BFF_DEADLINE_MS=2000, BFF_REVIEWS_TIMEOUT_MS=1500
+        )
+        admin = await admin_for(bff)
+        before = await scrape(admin)
+        assert get(before, "bff_bulkhead_occupancy", service="reviews") == 0
+        await mocks.faults("reviews", latency_ms=400)
+        results = await get_many(bff, 3, concurrency=3)
+        assert [status for status, _ in results] == [200] * 3
+        # Sampled after the burst is over: the peak of the last 10 s, not the current count.
+        after = await scrape_until(admin, "bff_bulkhead_occupancy", 1.0, service="reviews")
+        assert get(after, "bff_bulkhead_occupancy", service="product") == pytest.approx(3 / 512)
+
+
+class TestWorkerFigures:
+    """What an operator sizes workers by, present from the first scrape."""
+
+    async def test_process_build_and_loop_lag(self, bff: BffClient, admin_for: AdminFor) -> None:
+        admin = await admin_for(bff)
+        await asyncio.sleep(0.2)  # a few 50 ms loop-lag ticks
+        figures = await scrape(admin)
+        assert get(figures, "bff_process_resident_memory_bytes") > 10_000_000
+        assert get(figures, "bff_process_open_fds") >= 3
+        assert get(figures, "bff_process_cpu_seconds") > 0
+        assert 0 < time.time() - get(figures, "bff_process_start_time_seconds") < 86_400
+        [build] = samples(figures, "bff_build_info").items()
+        labels = dict(build[0])
+        assert build[1] == 1
+        assert labels["python"] == platform.python_version()
+        assert labels["aiohttp"] == aiohttp.__version__
+        assert labels["version"] != ""
+        assert get(figures, "bff_event_loop_lag_seconds_count") >= 2
+        assert get(figures, "bff_downstream_instances", service="reviews") == 1
+
+
+class TestTwoWorkers:
+    async def test_one_process_series_per_live_worker(self, mocks: Mocks, tmp_path: Path) -> None:
+        """Multiprocess mode: each worker's own figures, labelled by its pid; a worker that
+        dies takes its series with it, and its replacement brings its own."""
+        env = {**mocks.env(), "BFF_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+        async with running(["-m", "bff", "--port", "0"], env) as (proc, lines):
+            admin = url_in(await lines.next_matching("bff admin on"))
+            url_in(await lines.next_matching("bff listening on"))
+            timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                figures, pids = await worker_pids(session, admin, lambda pids: len(pids) == 2)
+                assert str(proc.pid) not in pids  # the workers, not the supervisor
+                assert str(os.getpid()) not in pids
+                rss = samples(figures, "bff_process_resident_memory_bytes")
+                assert all(value > 10_000_000 for value in rss.values())
+                assert len(samples(figures, "bff_build_info")) == 1
+                killed = min(pids)
+                os.kill(int(killed), signal.SIGKILL)
+                _, after = await worker_pids(
+                    session, admin, lambda now: len(now) == 2 and killed not in now
+                )
+        assert pids - after == {killed}
+
+
+async def worker_pids(
+    session: aiohttp.ClientSession, admin: str, done: Callable[[set[str]], bool]
+) -> tuple[Figures, set[str]]:
+    """Scrape until the pids of `bff_process_resident_memory_bytes` satisfy `done`."""
+    async with asyncio.timeout(TIMEOUT_S):
+        while True:
+            with contextlib.suppress(aiohttp.ClientConnectionError):
+                async with session.get(f"{admin}/metrics") as resp:
+                    figures = parse(await resp.text())
+                rss = samples(figures, "bff_process_resident_memory_bytes")
+                pids = {dict(labels)["pid"] for labels in rss}
+                if done(pids):
+                    return figures, pids
+            await asyncio.sleep(0.1)
