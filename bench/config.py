@@ -47,6 +47,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "zipf-64", "seed latencies; ids from a Zipf distribution, 64 connections", 64, ids="zipf"
     ),
+    # Uniform ids are nearly all misses: the pair shows what the cache costs when it cannot help.
+    Scenario("seed-nocache-64", "as seed-64 with BFF_CACHE=off", 64, env={"BFF_CACHE": "off"}),
     # The same load with the part cache off: the pair shows what the cache saves.
     Scenario(
         "zipf-nocache-64",

@@ -68,7 +68,7 @@ def classify_answer(
         except BadResponse as exc:
             return Verdict("neutral", error=exc)
         if raw:  # the part cache stores the body as it came, with its headers
-            value = Fetched(status, answer.response.headers, answer.body)
+            value = Fetched(status, answer.response.headers, answer.body, value)
         return Verdict("success", value)
     if status == 404:
         if endpoint.on_404 is not None:

@@ -41,6 +41,8 @@ class Fetched:
     status: int  # 200 or 304
     headers: Mapping[str, str]  # case-insensitive (aiohttp's)
     body: bytes
+    # The body already decoded (and checked) by the client, so that it is not decoded twice.
+    value: Any = None
 
 
 @dataclass(frozen=True, slots=True)
