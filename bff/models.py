@@ -1,4 +1,4 @@
-"""Typed payloads: the downstream wire format (contract §1) and our own problem documents.
+"""Typed payloads: the downstream wire format and our own problem documents.
 
 Decoding into these structs *is* the validation: a body that does not match raises
 `msgspec.ValidationError` at the client edge and becomes `bad_response`. Unknown fields are
