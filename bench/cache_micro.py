@@ -86,7 +86,7 @@ async def _no_call(etag: str | None) -> object:
 
 async def redis(url: str) -> None:
     writer = RedisTier(url, timeout_s=0.05)
-    first = PartCache(CacheSettings(redis_url=url), redis=writer)
+    first = PartCache(CacheSettings(), redis=writer)
     reqs = [PartRequest.of("product", f"P{i:04d}", FORWARDED) for i in range(KEYS)]
     for n, r in enumerate(reqs):
         first.store(r, await first.lookup(r), HEADERS, BODY)
@@ -95,7 +95,7 @@ async def redis(url: str) -> None:
     await writer.flush()
     best = float("inf")
     for _ in range(3):  # a new worker each round: memory empty, shape and entry from Redis
-        other = PartCache(CacheSettings(redis_url=url), redis=RedisTier(url, timeout_s=0.05))
+        other = PartCache(CacheSettings(), redis=RedisTier(url, timeout_s=0.05))
         started = time.perf_counter()
         for r in reqs:
             assert (await other.lookup(r)).entry is not None
@@ -114,7 +114,7 @@ async def redis(url: str) -> None:
 
 async def dead_redis() -> None:
     url = f"redis://127.0.0.1:{_free_port()}"
-    cache = PartCache(CacheSettings(redis_url=url), redis=RedisTier(url, timeout_s=0.005))
+    cache = PartCache(CacheSettings(), redis=RedisTier(url, timeout_s=0.005))
 
     async def lookup(i: int) -> object:
         return await cache.lookup(PartRequest.of("product", f"Z{i}", {}))

@@ -28,6 +28,10 @@ class Scenario:
     # PUT /__faults body per service, applied before each target's run (seeded: same draws).
     faults: Mapping[str, Mapping[str, float | int]] = field(default_factory=dict)
     ids: Distribution = "uniform"
+    # Extra environment of our BFF (e.g. BFF_CACHE=off), the baseline has no such settings.
+    env: Mapping[str, str] = field(default_factory=dict)
+    # PUT /__faults body per service, applied after the warm-up pass (a cache warmed first).
+    faults_after_warmup: Mapping[str, Mapping[str, float | int]] = field(default_factory=dict)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -48,6 +52,25 @@ SCENARIOS: tuple[Scenario, ...] = (
         "seed latencies, 1024 connections: 4x the 256 that saturate ours; clients honour "
         "Retry-After (1-2 s, jittered)",
         1024,
+    ),
+    # Uniform ids are nearly all misses: the pair shows what the cache costs when it cannot help.
+    Scenario("seed-nocache-64", "as seed-64 with BFF_CACHE=off", 64, env={"BFF_CACHE": "off"}),
+    # The same load with the part cache off: the pair shows what the cache saves.
+    Scenario(
+        "zipf-nocache-64",
+        "as zipf-64 with BFF_CACHE=off",
+        64,
+        ids="zipf",
+        env={"BFF_CACHE": "off"},
+    ),
+    # Every reviews call fails once the warm-up pass has filled the cache: answers should be
+    # complete or stale (reviews' default stale-if-error is 600 s), never degraded.
+    Scenario(
+        "reviews-down-64",
+        "seed latencies; Zipf ids; reviews 100% errors after the warm-up; 64 connections",
+        64,
+        ids="zipf",
+        faults_after_warmup={"reviews": {"error_rate": 1.0}},
     ),
 )
 # Targets of the load scenarios, in the report.

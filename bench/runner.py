@@ -201,9 +201,10 @@ class Run:
             ]
         else:
             argv = ["-m", "bench.baseline", "--host", "127.0.0.1", "--port", "0"]
-        proc = procs.start(
-            f"{target}-{scenario.name}", argv, self._target_env(target, urls), self.log_dir, ROOT
-        )
+        env = self._target_env(target, urls)
+        if target == "ours":
+            env.update(scenario.env)
+        proc = procs.start(f"{target}-{scenario.name}", argv, env, self.log_dir, ROOT)
         try:
             if target == "ours":  # announces its admin listener (/readyz) first, then the API
                 ready_at, base = proc.wait_for_urls(2)
@@ -223,6 +224,12 @@ class Run:
 
             if cfg.warmup_s > 0:
                 drive(cfg.warmup_s)
+            for service, fault in scenario.faults_after_warmup.items():
+                _http(
+                    "PUT",
+                    f"{urls[service]}/__faults",
+                    {**scenario.faults.get(service, {}), **fault},
+                )
             tree = procs.descendants(proc.pid)
             mock_pids = [p for m in mocks for p in procs.descendants(m.pid)]
             sink_pids = procs.descendants(self.sink.pid) if self.sink else []

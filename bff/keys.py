@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
-from bff.aggregate import Clients
-from bff.clients.call import CallContext
+from bff.cache import PartCache
+from bff.clients.base import DownstreamClient
+from bff.context import RequestContext
 from bff.lifecycle import Lifecycle
 from bff.observability.tracing import Telemetry
+from bff.parts import Part
 from bff.settings import Settings
 
 if TYPE_CHECKING:
     from bff.edge.guard import EdgeGuard
 
 SETTINGS = web.AppKey("settings", Settings)
-CLIENTS = web.AppKey("clients", Clients)
+# The parts this app answers with (bff.parts.PARTS unless the app was given others).
+PARTS: web.AppKey[tuple[Part[Any], ...]] = web.AppKey("parts")
+# One client per part, by part name.
+CLIENTS: web.AppKey[Mapping[str, DownstreamClient]] = web.AppKey("clients")
+# This worker's part cache (a no-op one when BFF_CACHE=off), opened and closed with the app.
+PART_CACHE = web.AppKey("part_cache", PartCache)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
 EDGE: web.AppKey[EdgeGuard] = web.AppKey("edge")
@@ -25,8 +33,7 @@ EDGE: web.AppKey[EdgeGuard] = web.AppKey("edge")
 RESOLVER = web.AppKey("resolver", AbstractResolver)
 
 REQUEST_ID = web.RequestKey("request_id", str)
-CALL_CONTEXT = web.RequestKey("call_context", CallContext)
+# Made by the outermost middleware: the request's id, clock, deadline and part calls.
+CONTEXT = web.RequestKey("context", RequestContext)
 # The verified token subject, when auth is on: sent downstream as X-User-ID.
 SUBJECT = web.RequestKey("subject", str)
-# perf_counter time the request's bytes arrived (bff.edge.arrival): its deadline starts there.
-RECEIVED_AT = web.RequestKey("received_at", float)

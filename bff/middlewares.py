@@ -1,4 +1,4 @@
-"""The one edge middleware: request id, edge guard, errors as problem+json, Server-Timing, log.
+"""The one edge middleware: edge guard, errors as problem+json, Server-Timing, access log.
 
 It is the only place that turns exceptions into responses: a `BffError` gets its contract
 status, aiohttp's own HTTP errors (404, 405 with `Allow`, 413) become problems too, and any
@@ -8,26 +8,21 @@ other exception is logged with its traceback and answered 500 with nothing inter
 from __future__ import annotations
 
 import asyncio
-import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bff import problems, validation
-from bff.edge.arrival import take_received_at
+from bff import problems
+from bff.answer import finish_answer
 from bff.errors import BffError
-from bff.keys import CALL_CONTEXT, EDGE, RECEIVED_AT, REQUEST_ID
+from bff.keys import CONTEXT, EDGE, SETTINGS
 from bff.observability.logging import access_log, log
-from bff.timing import server_timing
 
 
 @web.middleware
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # Time queued in this worker before we got here counts, in Server-Timing and the deadline.
-    started = take_received_at(request)
-    request[RECEIVED_AT] = started
-    request_id = validation.request_id(request.headers.get("X-Request-ID"))
-    request[REQUEST_ID] = request_id
+    ctx = request[CONTEXT]  # made by the outermost middleware
+    request_id = ctx.id
     guard = request.app[EDGE]
     try:
         response = await guard(request, handler)
@@ -41,10 +36,12 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         log.exception("unhandled_error", request_id=request_id, path=request.path)
         response = problems.internal_error(instance=request.path, request_id=request_id)
 
-    total = time.perf_counter() - started
-    ctx = request.get(CALL_CONTEXT)
+    # Caching headers, our ETag (a 304 when the client holds it) and the content coding.
+    min_bytes = request.app[SETTINGS].cache.compress_min_bytes
+    response = finish_answer(request, response, min_bytes=min_bytes)
+    report = ctx.report()  # the one report: Server-Timing, this access line, the metrics
     response.headers["X-Request-ID"] = request_id
-    response.headers["Server-Timing"] = server_timing(ctx, total)
+    response.headers["Server-Timing"] = report.server_timing()
     guard.decorate(request, response)
-    access_log(request, request_id, response.status, total, ctx)
+    access_log(request, request_id, response.status, report)
     return response

@@ -1,4 +1,4 @@
-"""Typed payloads: the downstream wire format (contract §1) and our own response (§2).
+"""Typed payloads: the downstream wire format and our own problem documents.
 
 Decoding into these structs *is* the validation: a body that does not match raises
 `msgspec.ValidationError` at the client edge and becomes `bad_response`. Unknown fields are
@@ -45,17 +45,6 @@ class ReviewSummary(msgspec.Struct, frozen=True, gc=False, rename="camel"):
             return cls(count=0, average_rating=None)
         total = sum(r.rating for r in reviews)
         return cls(count=len(reviews), average_rating=round(total / len(reviews), 2))
-
-
-class ProductDetails(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """The aggregate. `error` is left out when nothing is degraded (omit_defaults)."""
-
-    product: Product
-    reviews: list[Review]
-    review_summary: ReviewSummary
-    inventory: Inventory | None
-    degraded: dict[str, str]
-    error: str | None = None
 
 
 class Problem(msgspec.Struct, frozen=True, gc=False, rename="camel", omit_defaults=True):

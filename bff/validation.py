@@ -37,3 +37,25 @@ def request_id(raw: str | None) -> str:
     if raw is not None and REQUEST_ID.fullmatch(raw) is not None:
         return raw
     return os.urandom(16).hex()
+
+
+def include(values: list[str], optional: tuple[str, ...]) -> frozenset[str]:
+    """`?include=`: the optional parts asked for, from a comma list of their names.
+
+    Absent means all of them. Each item must name an optional part; an empty item (`a,,b`,
+    a trailing comma, an empty value) and a repeated parameter are refused: a client that
+    sends them has a bug we would otherwise hide."""
+    if not values:
+        return frozenset(optional)
+    if len(values) > 1:
+        raise InvalidRequest("include must be given once, as one comma list", field="include")
+    chosen = set()
+    for item in values[0].split(","):
+        if item not in optional:
+            shown = repr(item[:64]) if item else "an empty item"
+            raise InvalidRequest(
+                f"include: {shown} is not a part; choose from {', '.join(optional)}",
+                field="include",
+            )
+        chosen.add(item)
+    return frozenset(chosen)

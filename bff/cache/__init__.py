@@ -29,15 +29,15 @@ __all__ = [
 ]
 
 
-def open_part_cache(settings: CacheSettings) -> PartCache:
-    """The worker's cache, with its Redis tier when `settings.redis_url` is set.
+def open_part_cache(settings: CacheSettings, redis_url: str | None = None) -> PartCache:
+    """The worker's cache, with its Redis tier when `redis_url` is set (BFF_REDIS_URL).
 
     Connects lazily (nothing happens before the first lookup); `await cache.close()` at
     shutdown."""
     redis = None
-    if settings.enabled and settings.redis_url:
+    if settings.enabled and redis_url:
         redis = RedisTier(
-            settings.redis_url,
+            redis_url,
             timeout_s=settings.redis_timeout_ms / 1000,
             on_error=lambda op: metrics.cache_redis_errors(op).inc(),
         )

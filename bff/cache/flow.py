@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from bff.cache.entry import Entry
 from bff.cache.outcomes import Lookup, PartRequest, Verdict
 from bff.cache.part_cache import PartCache
+from bff.clients.transport import Fetched
 from bff.errors import DownstreamError, DownstreamTimeout
 
 __all__ = ["Fetched", "Served", "Source", "serve"]
@@ -41,13 +42,6 @@ __all__ = ["Fetched", "Served", "Source", "serve"]
 T = TypeVar("T")
 # The failures a stored copy may stand in for; a 404 is an answer, not a failure.
 STALE_REASONS = frozenset({"timeout", "unavailable", "circuit_open", "overloaded", "bad_response"})
-
-
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    status: int  # 200 or 304
-    headers: Mapping[str, str]  # case-insensitive (aiohttp's)
-    body: bytes
 
 
 class Source(enum.Enum):

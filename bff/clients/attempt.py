@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bff.clients.call import CallContext, CallState
 from bff.clients.classify import Verdict, classify_answer, classify_error
-from bff.clients.endpoints import Endpoint
 from bff.clients.hedging import Leg, race
 from bff.clients.retry import RetryableAttempt
-from bff.clients.transport import Answer, send
+from bff.clients.transport import Answer, Endpoint, send
+from bff.deadline import Deadline
 from bff.errors import CircuitOpen, DownstreamError, DownstreamTimeout
 from bff.observability import metrics
 from bff.observability.downstream import AttemptProbe
@@ -35,26 +34,34 @@ from bff.resilience.pool import Instance
 
 if TYPE_CHECKING:
     from bff.clients.base import DownstreamClient
+    from bff.context import PartCall, RequestContext
 
 
 class Call:
     """One call (one part of one request): its attempts, and the value the last one got."""
 
-    __slots__ = ("client", "ctx", "endpoint", "product_id", "state", "value")
+    __slots__ = ("client", "ctx", "endpoint", "etag", "product_id", "raw", "state", "value")
 
     def __init__(
         self,
         client: DownstreamClient,
-        ctx: CallContext,
-        state: CallState,
-        endpoint: Endpoint[Any],
+        ctx: RequestContext,
+        state: PartCall,
+        endpoint: Endpoint,
         product_id: str,
+        *,
+        raw: bool = False,
+        etag: str | None = None,
     ) -> None:
         self.client = client
         self.ctx = ctx
         self.state = state
         self.endpoint = endpoint
         self.product_id = product_id
+        # raw: the value is the answer itself (`Fetched`: status, headers, body), for the part
+        # cache; `etag`: sent as If-None-Match, and only then is a 304 an answer.
+        self.raw = raw
+        self.etag = etag
         self.value: Any = None
 
     async def attempt(self) -> aiohttp.ClientResponse:
@@ -110,9 +117,11 @@ class Call:
         """This attempt's time (min(per-attempt timeout, what is left of the deadline)) and
         its headers, X-Request-Timeout-Ms saying that time minus the margin."""
         c = self.client
-        allotted = min(c.attempt_timeout, self.ctx.deadline.remaining())
+        allotted = min(c.attempt_timeout, self._deadline.remaining())
         headers = dict(self.ctx.headers)
         headers["X-Request-Timeout-Ms"] = str(max(1, int((allotted - c.margin) * 1000)))
+        if self.etag is not None:
+            headers["If-None-Match"] = self.etag
         return allotted, headers
 
     async def _leg(
@@ -139,7 +148,7 @@ class Call:
         timer fired."""
         c = self.client
         loop_late = late_s > LATE_S or c.loop_starved()
-        remaining = self.ctx.deadline.remaining()
+        remaining = self._deadline.remaining()
         refused = c.hedging.admit(remaining, c.margin, loop_late, c.breaker.counts)
         if refused is not None:
             return None
@@ -187,10 +196,16 @@ class Call:
         probe.finish(verdict.error)
         return verdict, answer
 
+    @property
+    def _deadline(self) -> Deadline:
+        deadline = self.ctx.deadline
+        assert deadline is not None, "the handler sets the deadline before any call"
+        return deadline
+
     def _admit(self) -> Permit:
         """The breaker's permit, or the reason there is no attempt (no span, no count)."""
         c, state = self.client, self.state
-        if self.ctx.deadline.remaining() <= 0.001:
+        if self._deadline.remaining() <= 0.001:
             raise state.error or DownstreamTimeout(c.name, "deadline reached")
         try:
             return c.breaker.admit()
@@ -224,7 +239,13 @@ class Call:
             instance.in_flight -= 1
         timeouts_count = self._timeouts_count(allotted)
         verdict = classify_answer(
-            answer, self.endpoint, self.product_id, c.name, timeouts_count=timeouts_count
+            answer,
+            self.endpoint,
+            self.product_id,
+            c.name,
+            timeouts_count=timeouts_count,
+            raw=self.raw,
+            etag_sent=self.etag is not None,
         )
         return verdict, answer
 
@@ -261,7 +282,7 @@ class Call:
         )
         if error.retry_after is not None:
             delay = max(delay, error.retry_after)
-        if self.ctx.deadline.remaining() - delay < c.latency.floor() + c.margin:
+        if self._deadline.remaining() - delay < c.latency.floor() + c.margin:
             return None
         if not c.budget.try_spend():
             return None

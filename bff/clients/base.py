@@ -32,15 +32,14 @@ Library exceptions stop here: callers only ever see `bff.errors.DownstreamError`
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from opentelemetry.trace import Tracer
 
 from bff.clients.attempt import Call
-from bff.clients.call import CallContext
-from bff.clients.endpoints import Endpoint
 from bff.clients.retry import run_attempts
+from bff.clients.transport import Endpoint
 from bff.errors import DownstreamError, Overloaded
 from bff.resilience.breaker import ServiceBreaker, TransitionHook
 from bff.resilience.budget import RetryBudget
@@ -50,7 +49,8 @@ from bff.resilience.loop_lag import LoopLag
 from bff.resilience.pool import InstancePool
 from bff.settings import DownstreamSettings
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from bff.context import PartCall, RequestContext
 
 
 class DownstreamClient:
@@ -88,10 +88,23 @@ class DownstreamClient:
         self.in_flight = 0
         self._in_flight_peak = 0  # the most calls in flight since the last metrics sample
 
-    async def fetch(self, endpoint: Endpoint[T], product_id: str, ctx: CallContext) -> T:
-        """GET one endpoint for one product under the whole policy."""
-        state = ctx.new_call(self.name)
-        call = Call(self, ctx, state, endpoint, product_id)
+    async def fetch(self, part: Endpoint, product_id: str, ctx: RequestContext) -> Any:
+        """GET one part for one product under the whole policy: its typed value."""
+        return await self.call(part, product_id, ctx, ctx.new_call(self.name))
+
+    async def call(
+        self,
+        part: Endpoint,
+        product_id: str,
+        ctx: RequestContext,
+        state: PartCall,
+        *,
+        raw: bool = False,
+        etag: str | None = None,
+    ) -> Any:
+        """`fetch`, recorded in `state`. `raw`: a 200 or 304 comes back as `Fetched` (status,
+        headers, body) for the part cache to judge; `etag`: sent as If-None-Match."""
+        call = Call(self, ctx, state, part, product_id, raw=raw, etag=etag)
         try:
             if self.in_flight >= self.settings.max_in_flight:
                 raise Overloaded(self.name, f"{self.in_flight} calls in flight")
@@ -114,9 +127,9 @@ class DownstreamClient:
             state.outcome = "bad_response"
             raise
         finally:
-            state.duration = ctx.deadline.elapsed() - state.started
+            state.duration = ctx.elapsed() - state.started
         state.outcome = "ok"
-        return cast(T, call.value)
+        return call.value
 
     def take_in_flight_peak(self) -> int:
         """The most calls in flight since the last call (bulkhead occupancy, sampled)."""

@@ -2,6 +2,9 @@
 the service's health.
 
     200, body decodes, ids match   value                       success
+    200, raw                       Fetched (status, headers, body)  success (body checked)
+    304 to our If-None-Match       Fetched                     success: a live service
+    304, no If-None-Match sent     BadResponse                 neutral: not an answer we asked
     200, body unusable             BadResponse                 neutral: one id's problem
     404                            the endpoint's 404 value    success: a live service
                                    or its not-found error
@@ -26,9 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bff.clients.endpoints import Endpoint
 from bff.clients.mapping import map_exceptions
-from bff.clients.transport import Answer
+from bff.clients.transport import Answer, Endpoint, Fetched
 from bff.errors import BadResponse, DownstreamError, DownstreamTimeout, DownstreamUnavailable
 
 Health = Literal["success", "failure", "neutral"]
@@ -46,19 +48,27 @@ class Verdict:
 
 def classify_answer(
     answer: Answer,
-    endpoint: Endpoint[Any],
+    endpoint: Endpoint,
     product_id: str,
     service: str,
     *,
     timeouts_count: bool,
+    raw: bool = False,
+    etag_sent: bool = False,
 ) -> Verdict:
     status = answer.status
+    if status == 304 and not etag_sent:
+        return Verdict("neutral", error=BadResponse(service, "304 to a request without a tag"))
+    if status == 304:  # to our If-None-Match: a live service; the part cache renews its copy
+        return Verdict("success", Fetched(status, answer.response.headers, answer.body))
     if status == 200:
         try:
             with map_exceptions(service):
                 value = endpoint.decode(answer.body, product_id)
         except BadResponse as exc:
             return Verdict("neutral", error=exc)
+        if raw:  # the part cache stores the body as it came, with its headers
+            value = Fetched(status, answer.response.headers, answer.body, value)
         return Verdict("success", value)
     if status == 404:
         if endpoint.on_404 is not None:

@@ -8,15 +8,41 @@ or reading, and any broken `Retry-After`, comes out as a `DownstreamError` (`map
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import aiohttp
 
 from bff.clients.mapping import map_exceptions, retry_after
-from bff.errors import BadResponse
+from bff.errors import BadResponse, DownstreamError
 from bff.resilience.pool import Instance
 
 _ERROR_BODY_CAP = 64 * 1024
+
+
+class Endpoint(Protocol):
+    """What a call needs of the part it fetches (`bff.parts.Part` is one)."""
+
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def on_404(self) -> Callable[[], Any] | None: ...
+    @property
+    def not_found(self) -> type[DownstreamError]: ...
+    def path(self, product_id: str) -> str: ...
+    def decode(self, body: bytes, product_id: str) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A service's answer as the part cache takes it: 200 or 304, its headers, its body."""
+
+    status: int  # 200 or 304
+    headers: Mapping[str, str]  # case-insensitive (aiohttp's)
+    body: bytes
+    # The body already decoded (and checked) by the client, so that it is not decoded twice.
+    value: Any = None
 
 
 @dataclass(frozen=True, slots=True)

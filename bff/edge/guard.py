@@ -19,7 +19,6 @@ like any other error, then calls `decorate` on whatever response goes out.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -90,8 +89,8 @@ class EdgeGuard:
             length = request.content_length
             if length is None or length > self._max_body:
                 raise BodyTooLarge(f"a request body may be at most {self._max_body} bytes")
-        received = request[keys.RECEIVED_AT]
-        queued = time.perf_counter() - received
+        ctx = request[keys.CONTEXT]
+        queued = ctx.elapsed()
         if queued >= self._deadline_s:
             metrics.edge_rejections("queued").inc()
             raise ServiceOverloaded("the request's deadline passed while it was queued")
@@ -104,8 +103,8 @@ class EdgeGuard:
         try:
             await self._admit(request)
             response = await handler(request)
-            if keys.CALL_CONTEXT in request:
-                rtt = time.perf_counter() - received
+            if ctx.deadline is not None:  # the API's handler ran: a latency to learn from
+                rtt = ctx.elapsed()
             return response
         finally:
             limit.release(rtt, queued)

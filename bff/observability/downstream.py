@@ -17,7 +17,7 @@ cancelled.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -28,8 +28,8 @@ from bff.observability.logging import log
 from bff.observability.tracing import RequestTrace, current_or_new
 
 if TYPE_CHECKING:
-    from bff.clients.call import CallState
-    from bff.clients.endpoints import Endpoint
+    from bff.clients.transport import Endpoint
+    from bff.context import PartCall
     from bff.resilience.pool import Instance
 
 
@@ -50,8 +50,8 @@ class AttemptProbe:
         self,
         tracer: trace.Tracer | None,
         service: str,
-        endpoint: Endpoint[Any],
-        state: CallState,
+        endpoint: Endpoint,
+        state: PartCall,
         *,
         hedge: bool = False,
     ) -> None:

@@ -16,7 +16,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from bff.clients.call import CallContext
+from bff.context import PartReport, Report
 from bff.observability.tracing import CURRENT
 
 log: structlog.typing.FilteringBoundLogger = structlog.get_logger("bff")
@@ -69,19 +69,17 @@ def access_log(
     request: web.Request,
     request_id: str,
     status: int,
-    duration_s: float,
-    ctx: CallContext | None,
+    report: Report,
 ) -> None:
     if not log.is_enabled_for(logging.INFO):
         return  # at WARNING (the benchmark's level) build nothing: the line would be dropped
     fields: dict[str, Any] = {}
-    if ctx is not None:
-        now = ctx.deadline.elapsed()
-        fields["parts"] = {
-            call.service: {"outcome": call.report(now)[0], "attempts": call.attempts}
-            for call in ctx.calls
-        }
-        fields["degraded"] = ctx.degraded  # part -> reason, as in the answer
+    if report.parts:
+        # Per part: its outcome, attempts, and where its value came from when not from a
+        # live call of its own ("cache", "stale", "coalesced").
+        fields["parts"] = {p.service: _part_fields(p) for p in report.parts}
+        fields["degraded"] = report.degraded  # part -> reason, as in the answer
+        fields["stale"] = report.stale  # part -> age in seconds, as in the answer
     resource = request.match_info.route.resource
     log.info(
         "request",
@@ -89,6 +87,13 @@ def access_log(
         method=request.method,
         route=resource.canonical if resource is not None else None,
         status=status,
-        duration_ms=round(duration_s * 1000, 2),
+        duration_ms=round(report.total_s * 1000, 2),
         **fields,
     )
+
+
+def _part_fields(part: PartReport) -> dict[str, Any]:
+    fields: dict[str, Any] = {"outcome": part.outcome, "attempts": part.attempts}
+    if part.source:
+        fields["source"] = part.source
+    return fields

@@ -1,9 +1,11 @@
-"""The outermost middleware: the request's server span, trace context and metrics.
+"""The outermost middleware: the request's context, server span, trace context and metrics.
 
-It wraps the edge middleware, so the span and `CURRENT` are in place while the edge writes
-its access line (which then carries the trace id), and it sees the final status of every
-answer, problem documents included. After the handler it reads the request's `CallContext`:
-one duration per downstream call, and one `degraded` event and count per missing part.
+It makes the request's `RequestContext` (its id, from a valid `X-Request-ID` or new, and the
+clock that times it), and wraps the edge middleware, so the span and `CURRENT` are in place
+while the edge writes its access line (which then carries the trace id), and it sees the
+final status of every answer, problem documents included. After the handler it reads the
+context's one `Report`: one duration per part, one `degraded` event and count per missing
+part, and one span event per part served by the cache.
 
 Tracing off costs two clock reads, a context variable and the metric updates; no span.
 """
@@ -11,7 +13,6 @@ Tracing off costs two clock reads, a context variable and the metric updates; no
 from __future__ import annotations
 
 import asyncio
-import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -20,9 +21,11 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from bff.clients.call import CallContext
+from bff import validation
+from bff.context import Report, RequestContext
 from bff.edge import forwarding
-from bff.keys import CALL_CONTEXT, REQUEST_ID, TELEMETRY
+from bff.edge.arrival import take_received_at
+from bff.keys import CONTEXT, REQUEST_ID, TELEMETRY
 from bff.observability import metrics
 from bff.observability.tracing import CURRENT, RequestTrace
 
@@ -34,33 +37,22 @@ _UNMATCHED = "unmatched"
 
 @web.middleware
 async def telemetry_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
+    # From when the request's bytes arrived: time queued in this worker counts, in
+    # Server-Timing and in the deadline.
+    started = take_received_at(request)
+    ctx = RequestContext(validation.request_id(request.headers.get("X-Request-ID")), started)
+    request[CONTEXT] = ctx
+    request[REQUEST_ID] = ctx.id
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else _UNMATCHED
     method = request.method if request.method in _METHODS else "_OTHER"
-    tracer = request.app[TELEMETRY].tracer
-    span: trace.Span | None = None
+    span = _server_span(request, method, route if resource is not None else None)
     otel_token = None
-    # A client's `tracestate` travels downstream only within W3C limits (bff.edge.forwarding).
-    traceparent = request.headers.get("traceparent")
-    tracestate = forwarding.tracestate(request.headers.getall("tracestate", []))
-    if tracer is None:
-        ids = RequestTrace.passthrough(traceparent, tracestate)
+    if span is None:
+        # A client's `tracestate` travels downstream only within W3C limits.
+        tracestate = forwarding.tracestate(request.headers.getall("tracestate", []))
+        ids = RequestTrace.passthrough(request.headers.get("traceparent"), tracestate)
     else:
-        carrier = {} if traceparent is None else {"traceparent": traceparent}
-        if tracestate is not None:
-            carrier["tracestate"] = tracestate
-        span = tracer.start_span(
-            method if resource is None else f"{method} {route}",
-            context=_PROPAGATOR.extract(carrier),
-            kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "http.route": route,
-                "url.path": request.path,
-                "url.scheme": request.scheme,
-            },
-        )
         otel_token = otel_context.attach(trace.set_span_in_context(span))
         ids = RequestTrace.of_span(span)
     token = CURRENT.set(ids)
@@ -78,35 +70,61 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
         raise
     finally:
         metrics.IN_FLIGHT.dec()
-        metrics.request_duration(route, method, str(status)).observe(time.perf_counter() - started)
-        ctx = request.get(CALL_CONTEXT)
-        if ctx is not None:
-            _record_calls(ctx, span)
+        report = ctx.report()  # already built by the edge, unless the handler never returned
+        metrics.request_duration(route, method, str(status)).observe(report.total_s)
+        _record_parts(report, span)
         if span is not None:
-            _end_span(span, request, status)
+            _end_span(span, ctx.id, status)
         if otel_token is not None:
             otel_context.detach(otel_token)
         CURRENT.reset(token)
 
 
-def _record_calls(ctx: CallContext, span: trace.Span | None) -> None:
-    now = ctx.deadline.elapsed()
-    for call in ctx.calls:
-        outcome, duration = call.report(now)
-        metrics.downstream_duration(call.service, outcome).observe(duration)
-    for part, reason in ctx.degraded.items():
-        metrics.degraded(part, reason).inc()
+def _server_span(request: web.Request, method: str, route: str | None) -> trace.Span | None:
+    """The request's server span, child of the client's trace context; None: tracing off."""
+    tracer = request.app[TELEMETRY].tracer
+    if tracer is None:
+        return None
+    carrier = {}
+    traceparent = request.headers.get("traceparent")
+    if traceparent is not None:
+        carrier["traceparent"] = traceparent
+    # A client's `tracestate` travels downstream only within W3C limits (bff.edge.forwarding).
+    tracestate = forwarding.tracestate(request.headers.getall("tracestate", []))
+    if tracestate is not None:
+        carrier["tracestate"] = tracestate
+    return tracer.start_span(
+        method if route is None else f"{method} {route}",
+        context=_PROPAGATOR.extract(carrier),
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": method,
+            "http.route": route or _UNMATCHED,
+            "url.path": request.path,
+            "url.scheme": request.scheme,
+        },
+    )
+
+
+def _record_parts(report: Report, span: trace.Span | None) -> None:
+    for part in report.parts:
+        metrics.downstream_duration(part.service, part.outcome).observe(part.duration_s)
+        if span is not None and part.source:
+            attributes: dict[str, str | int] = {"bff.part": part.service, "bff.source": part.source}
+            if part.service in report.stale:
+                attributes["bff.age_s"] = report.stale[part.service]
+            span.add_event("cache", attributes)
+    for name, reason in report.degraded.items():
+        metrics.degraded(name, reason).inc()
         if span is not None:
-            span.add_event("degraded", {"bff.part": part, "bff.reason": reason})
-    if span is not None and ctx.degraded:
-        span.set_attribute("bff.degraded", [f"{p}:{r}" for p, r in ctx.degraded.items()])
+            span.add_event("degraded", {"bff.part": name, "bff.reason": reason})
+    if span is not None and report.degraded:
+        span.set_attribute("bff.degraded", [f"{p}:{r}" for p, r in report.degraded.items()])
 
 
-def _end_span(span: trace.Span, request: web.Request, status: int) -> None:
+def _end_span(span: trace.Span, request_id: str, status: int) -> None:
     span.set_attribute("http.response.status_code", status)
-    request_id = request.get(REQUEST_ID)
-    if request_id is not None:
-        span.set_attribute("bff.request_id", request_id)
+    span.set_attribute("bff.request_id", request_id)
     if status >= 500:
         span.set_status(Status(StatusCode.ERROR))
         span.set_attribute("error.type", str(status))

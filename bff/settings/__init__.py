@@ -98,14 +98,24 @@ class Settings:
     # prometheus_client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR); the supervisor
     # makes one for its workers when several run and none is given.
     metrics_dir: str | None = None
-    # Shared state across workers and instances (BFF_REDIS_URL): rate limits, the cache's tier.
+    # Shared state across workers and instances (BFF_REDIS_URL): the rate limit's storage and
+    # the part cache's second tier.
     redis_url: str | None = None
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    # Services of parts beyond the three (an app given more parts than bff.parts.PARTS).
+    extra_downstreams: tuple[DownstreamSettings, ...] = ()
 
     @property
     def downstreams(self) -> tuple[DownstreamSettings, ...]:
-        return (self.product, self.reviews, self.inventory)
+        return (self.product, self.reviews, self.inventory, *self.extra_downstreams)
+
+    def downstream(self, name: str) -> DownstreamSettings:
+        """The settings of the service behind the part `name`."""
+        for ds in self.downstreams:
+            if ds.name == name:
+                return ds
+        raise SettingsError(f"no downstream settings for the part {name!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, tty: bool = False) -> Settings:

@@ -1,7 +1,8 @@
 """Cache and compression settings: the per-part cache, its Redis tier, our answer's encoding.
 
 Operators turn the cache off (`BFF_CACHE=off`) and size its memory (`BFF_CACHE_MAX_BYTES`);
-the Redis tier is `BFF_REDIS_URL`. The rest are fixed values with their reasons."""
+the Redis tier uses the one shared `Settings.redis_url` (BFF_REDIS_URL), as the rate
+limit does. The rest are fixed values with their reasons."""
 
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ class CacheSettings:
     # A day: no service's max-age or stale window is kept longer, whatever it says, so a
     # mistaken "max-age=31536000" costs a day at most.
     max_ttl_s: float = 86_400.0
-    # redis://host:port[/db]: a second tier shared by every worker and instance.
-    redis_url: str | None = None
     # Per Redis lookup (one round trip is ~0.1-0.3 ms on a LAN); past it, a miss.
     redis_timeout_ms: float = 5.0
     # Answers smaller than this go out uncompressed (the saving would not pay the CPU).
@@ -36,6 +35,5 @@ def cache_from(env: Environment) -> CacheSettings:
         **given(
             enabled=UNSET if env.cache is UNSET else env.cache == "on",
             max_bytes=env.cache_max_bytes,
-            redis_url=env.redis_url,
         )
     )

@@ -27,6 +27,7 @@ def expected_details(product_id: str) -> dict[str, object]:
         },
         "inventory": inventory_for(product_id),
         "degraded": {},
+        "stale": {},
     }
 
 

@@ -110,7 +110,7 @@ class TestInstancesFoundByName:
         named_reviews: NamedReviews,
     ) -> None:
         session, app = await start_bff(aiohttp_server, aiohttp_client, named_reviews)
-        pool = app[CLIENTS].reviews.pool
+        pool = app[CLIENTS]["reviews"].pool
         # Resolved before the first request: both instances are there from the start.
         assert sorted(str(i.base_url.host) for i in pool.instances) == [FIRST, SECOND]
         for i in range(40):
@@ -147,7 +147,7 @@ class TestInstancesFoundByName:
                 await task
             assert held is not None, "p2c never picked the first instance in 100 calls"
             dns.table[NAME] = [SECOND]
-            pool = app[CLIENTS].reviews.pool
+            pool = app[CLIENTS]["reviews"].pool
             while len(pool.instances) != 1:  # noqa: ASYNC110 - polling the pool is the point
                 await asyncio.sleep(0.01)
             assert not held.done()

@@ -14,7 +14,7 @@ async def test_unexpected_exception_is_a_bare_500_problem(
     async def broken(*_: object) -> None:
         raise RuntimeError("secret-internal-detail at /srv/app.py")
 
-    monkeypatch.setattr(handler_module, "product_details", broken)
+    monkeypatch.setattr(handler_module, "aggregate", broken)
     bff = await make_bff()
     async with bff.get("/product-details/P001") as resp:
         assert resp.status == 500

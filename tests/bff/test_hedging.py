@@ -43,7 +43,8 @@ def build(aiohttp_client: AiohttpClient, mocks: Mocks) -> Build:
         hedge: HedgeSettings | None = None,
         breaker: BreakerSettings | None = None,
     ) -> BffClient:
-        env = mocks.env()
+        # Live calls are what hedging is about: the part cache would answer repeated ids.
+        env = {**mocks.env(), "BFF_CACHE": "off"}
         if reviews_urls is not None:
             env["BFF_REVIEWS_URL"] = reviews_urls
         settings = Settings.from_env(env)
@@ -141,7 +142,7 @@ class TestHedgeLimits:
         assert "reviews-hedge" not in second
         assert await mocks.requests("reviews") - before == 3  # 2 calls + 1 hedge
         assert bff.app is not None
-        assert bff.app[CLIENTS].reviews.hedging.budget_counts[1] == 1
+        assert bff.app[CLIENTS]["reviews"].hedging.budget_counts[1] == 1
 
     async def test_no_hedge_when_the_breaker_refuses_it(self, build: Build, mocks: Mocks) -> None:
         """Half-open, the breaker lets one probe through: the probe is not hedged, since a
@@ -154,7 +155,7 @@ class TestHedgeLimits:
         await warm_up(bff)
         await mocks.faults("reviews", latency_ms=10, error_rate=1.0)
         assert bff.app is not None
-        reviews = bff.app[CLIENTS].reviews
+        reviews = bff.app[CLIENTS]["reviews"]
         for n in range(100, 110):
             await fetch(bff, n)
             if reviews.breaker.state == "open":

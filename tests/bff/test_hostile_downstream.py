@@ -90,7 +90,7 @@ async def bff_on(make_bff: MakeBff, hostile: HostileServer, **fields: Any) -> Bf
 
 
 def breaker_of(bff: BffClient, kind: str) -> ServiceBreaker:
-    breaker: ServiceBreaker = getattr(bff.server.app[CLIENTS], kind).breaker
+    breaker: ServiceBreaker = bff.server.app[CLIENTS][kind].breaker
     return breaker
 
 

@@ -133,7 +133,7 @@ class TestNothingSensitive:
         async def broken(*_: Any) -> None:
             raise RuntimeError("internal detail 42")
 
-        monkeypatch.setattr(handler_module, "product_details", broken)
+        monkeypatch.setattr(handler_module, "aggregate", broken)
         async with bff.get("/product-details/P001", headers={"traceparent": TRACEPARENT}) as r:
             assert r.status == 500
             body = await r.text()

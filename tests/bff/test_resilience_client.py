@@ -248,7 +248,7 @@ class TestUnexpectedExceptions:
         assert "Traceback" in out
         assert "Boom: a bug" in out
         # The breaker permit was released: the breaker heard nothing and is not stuck.
-        assert bff.server.app[CLIENTS].reviews.breaker.counts == (0, 0)
+        assert bff.server.app[CLIENTS]["reviews"].breaker.counts == (0, 0)
 
     async def test_the_product(self, make_bff: MakeBff, broken: list[str]) -> None:
         bff = await make_bff()

@@ -186,7 +186,7 @@ class TestLoopLag:
             BFF_RATE_LIMIT_RATE=0,
         )
         await mocks.faults("reviews", latency_ms=1000)
-        reviews = bff.server.app[CLIENTS].reviews
+        reviews = bff.server.app[CLIENTS]["reviews"]
         assert reviews.loop_lag is not None
         reviews.loop_lag.lag = 1000.0  # as if measured on a starved worker; decays slowly
         async with bff.get("/product-details/P001") as resp:

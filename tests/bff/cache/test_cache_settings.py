@@ -12,7 +12,8 @@ def read(**env: str) -> CacheSettings:
 
 
 class TestCacheSettings:
-    """On by default, 64 MiB per worker, a day at most, no Redis, compression from 1 KiB."""
+    """On by default, 64 MiB per worker, a day at most, compression from 1 KiB; the Redis tier
+    uses the one `Settings.redis_url`."""
 
     def test_defaults(self) -> None:
         s = read()
@@ -20,12 +21,11 @@ class TestCacheSettings:
         assert s.enabled
         assert s.max_bytes == 64 * 1024 * 1024
         assert s.max_ttl_s == 86_400
-        assert s.redis_url is None
         assert s.compress_min_bytes == 1024
 
     def test_every_variable(self) -> None:
-        s = read(BFF_CACHE="off", BFF_CACHE_MAX_BYTES="1000", BFF_REDIS_URL="redis://h:6379/2")
-        assert s == CacheSettings(enabled=False, max_bytes=1000, redis_url="redis://h:6379/2")
+        s = read(BFF_CACHE="off", BFF_CACHE_MAX_BYTES="1000")
+        assert s == CacheSettings(enabled=False, max_bytes=1000)
         assert read(BFF_CACHE="on").enabled
 
     @pytest.mark.parametrize(
@@ -34,9 +34,19 @@ class TestCacheSettings:
             ("BFF_CACHE", "maybe"),
             ("BFF_CACHE_MAX_BYTES", "0"),
             ("BFF_CACHE_MAX_BYTES", "64MiB"),
-            ("BFF_REDIS_URL", "http://127.0.0.1:6379"),
         ],
     )
     def test_refused(self, name: str, value: str) -> None:
         with pytest.raises(SettingsError, match=name):
             read(**{name: value})
+
+
+class TestInTheSettingsTree:
+    """`Settings.cache` is read with the rest; the Redis URL is the one shared by everything."""
+
+    def test_read_with_the_settings(self) -> None:
+        from bff.settings import Settings
+
+        s = Settings.from_env({"BFF_CACHE": "off", "BFF_REDIS_URL": "redis://127.0.0.1:6379/2"})
+        assert not s.cache.enabled
+        assert s.redis_url == "redis://127.0.0.1:6379/2"

@@ -375,7 +375,7 @@ async def two_instances(
 ) -> AsyncIterator[tuple[PartCache, PartCache]]:
     def instance() -> PartCache:
         tier = RedisTier(redis_server.url, timeout_s=0.05)
-        return PartCache(CacheSettings(redis_url=redis_server.url), redis=tier, clock=clock)
+        return PartCache(CacheSettings(), redis=tier, clock=clock)
 
     first, second = instance(), instance()
     try:
@@ -466,7 +466,7 @@ class TestOpen:
     """`open_part_cache` builds the Redis tier from the settings and counts its errors."""
 
     async def test_dead_redis_is_counted_and_a_miss(self) -> None:
-        cache = open_part_cache(CacheSettings(redis_url=f"redis://127.0.0.1:{free_port()}"))
+        cache = open_part_cache(CacheSettings(), f"redis://127.0.0.1:{free_port()}")
         before = REGISTRY.get_sample_value("bff_cache_redis_errors_total", {"op": "get"}) or 0
         try:
             assert (await cache.lookup(req())).verdict is Verdict.MISS
@@ -476,6 +476,6 @@ class TestOpen:
         assert after == before + 1
 
     async def test_off_opens_no_redis(self) -> None:
-        cache = open_part_cache(CacheSettings(enabled=False, redis_url="redis://127.0.0.1:1"))
+        cache = open_part_cache(CacheSettings(enabled=False), "redis://127.0.0.1:1")
         assert cache._redis is None
         await cache.close()

@@ -1,0 +1,311 @@
+"""The part cache in the request path, against the real mock services (and a real redis-server).
+
+Every figure here is a count of downstream calls (the mocks' `/__stats`), a status, a header or
+a body: no timings, except "answered within the deadline" with a wide margin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+import structlog
+from aiohttp import web
+from bff_support import KINDS, BffClient, MakeBff, Mocks, server_timing, timed_get
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from pytest_aiohttp import AiohttpServer
+
+from bff.app import create_app
+from bff.observability.logging import processors_for
+from bff.settings import Settings
+
+ID = "P001"
+
+
+async def calls(mocks: Mocks) -> dict[str, int]:
+    return {kind: await mocks.requests(kind) for kind in KINDS}
+
+
+async def get(bff: BffClient, path: str = f"/product-details/{ID}", **kwargs: Any) -> Any:
+    async with bff.get(path, **kwargs) as resp:
+        body = await resp.json(content_type=None) if resp.status != 304 else None
+        return resp, body
+
+
+class TestFreshCopies:
+    """A part stored fresh answers the next request with no call; Server-Timing says "cache"."""
+
+    async def test_second_request_makes_no_call(self, bff: BffClient, mocks: Mocks) -> None:
+        first, body1 = await get(bff)
+        before = await calls(mocks)
+        second, body2 = await get(bff)
+        assert await calls(mocks) == before
+        assert body2 == body1
+        timing = server_timing(second.headers["Server-Timing"])
+        assert {timing[k].get("desc") for k in KINDS} == {"cache"}
+        assert "desc" not in server_timing(first.headers["Server-Timing"])["product"]
+
+    async def test_cache_off_calls_every_time(self, make_bff: MakeBff, mocks: Mocks) -> None:
+        bff = await make_bff(BFF_CACHE="off")
+        await get(bff)
+        before = await calls(mocks)
+        await get(bff)
+        assert await calls(mocks) == {k: v + 1 for k, v in before.items()}
+
+
+class TestHerd:
+    """500 concurrent requests for one cold id make exactly one call per service."""
+
+    async def test_one_call_per_service(self, make_bff: MakeBff, mocks: Mocks) -> None:
+        # The adaptive concurrency limit starts at 64 and would refuse most of a cold burst of
+        # 500: what is pinned here is coalescing, so admission is the fixed cap alone.
+        bff = await make_bff({"edge.adaptive_concurrency": False}, BFF_DEADLINE_MS=20_000)
+        for kind in KINDS:  # long enough that the herd arrives while the calls are out
+            await mocks.faults(kind, latency_ms=150)
+        results = await asyncio.gather(*(get(bff, "/product-details/HERD1") for _ in range(500)))
+        assert {resp.status for resp, _ in results} == {200}
+        assert all(body["degraded"] == {} for _, body in results)
+        assert await calls(mocks) == dict.fromkeys(KINDS, 1)
+        descs = Counter(
+            server_timing(resp.headers["Server-Timing"])["product"].get("desc", "live")
+            for resp, _ in results
+        )
+        assert descs["live"] == 1
+        assert descs["coalesced"] >= 1
+
+
+class TestStale:
+    """A failed live call with a copy inside stale-if-error is answered from the copy."""
+
+    async def test_stale_product_is_a_200(self, bff: BffClient, mocks: Mocks) -> None:
+        await mocks.faults("product", cache_control="max-age=1, stale-if-error=600")
+        await get(bff)
+        await asyncio.sleep(1.2)
+        await mocks.faults("product", error_rate=1.0, cache_control="max-age=1, stale-if-error=600")
+        resp, body = await get(bff)
+        assert resp.status == 200
+        assert body["product"]["id"] == ID
+        assert set(body["stale"]) == {"product"}
+        assert body["stale"]["product"] >= 1
+        assert body["degraded"] == {}
+        assert server_timing(resp.headers["Server-Timing"])["product"]["desc"] == "stale"
+        assert resp.headers["Cache-Control"] == "no-store"
+
+    async def test_without_a_copy_the_failure_stands(self, bff: BffClient, mocks: Mocks) -> None:
+        await mocks.faults("product", error_rate=1.0)
+        resp, _ = await get(bff)
+        assert resp.status == 502
+
+    async def test_reviews_failing_after_warm_up_every_answer_complete_or_stale(
+        self, make_bff: MakeBff, mocks: Mocks
+    ) -> None:
+        bff = await make_bff(BFF_DEADLINE_MS=2000)
+        window = "max-age=1, stale-if-error=600"
+        await mocks.faults("reviews", cache_control=window)
+        ids = [f"WARM{i}" for i in range(20)]
+        for i in ids:  # the warm-up pass: every part stored
+            _, body = await get(bff, f"/product-details/{i}")
+            assert body["degraded"] == {}
+        await asyncio.sleep(1.2)
+        await mocks.faults("reviews", error_rate=1.0, cache_control=window)
+        results = await asyncio.gather(*(get(bff, f"/product-details/{i}") for i in ids * 3))
+        assert {resp.status for resp, _ in results} == {200}
+        assert all(body["degraded"] == {} for _, body in results)
+        assert all("reviews" in body["stale"] for _, body in results)
+
+
+class TestOurAnswer:
+    """Our answer's validators and content coding, as a real client sees them."""
+
+    async def test_if_none_match_gets_a_304(self, bff: BffClient) -> None:
+        first, _ = await get(bff)
+        etag = first.headers["ETag"]
+        assert first.headers["Cache-Control"].startswith(("public, max-age=", "private, max-age="))
+        again, body = await get(bff, headers={"If-None-Match": etag})
+        assert again.status == 304
+        assert body is None
+        assert again.headers["ETag"] == etag
+
+    async def test_a_degraded_answer_is_not_stored(self, bff: BffClient, mocks: Mocks) -> None:
+        await mocks.faults("inventory", error_rate=1.0, cache_control="")
+        resp, body = await get(bff)
+        assert body["degraded"] == {"inventory": "unavailable"}
+        assert resp.headers["Cache-Control"] == "no-store"
+        assert "ETag" not in resp.headers
+
+    @pytest.mark.parametrize("coding", ["gzip", "br"])
+    async def test_compressed_and_decoded(self, make_bff: MakeBff, coding: str) -> None:
+        bff = await make_bff({"cache.compress_min_bytes": 0})
+        resp, body = await get(bff, headers={"Accept-Encoding": coding})
+        assert resp.headers["Content-Encoding"] == coding
+        assert body["product"]["id"] == ID
+
+    async def test_vary_on_every_answer(self, bff: BffClient) -> None:
+        resp, _ = await get(bff)
+        vary = {v.strip() for v in resp.headers["Vary"].split(",")}
+        assert {"Accept-Encoding", "Accept-Language", "Authorization"} <= vary
+
+
+class TestRevalidation:
+    """An expired copy with a tag is revalidated with If-None-Match; the 304 renews it."""
+
+    async def test_a_304_from_the_service_renews_the_copy(
+        self, bff: BffClient, mocks: Mocks
+    ) -> None:
+        await mocks.faults("product", cache_control="max-age=1")
+        _, body1 = await get(bff)
+        await asyncio.sleep(1.2)
+        before = await mocks.requests("product")
+        resp, body2 = await get(bff)
+        assert await mocks.requests("product") == before + 1
+        recent = (await mocks.stats("product"))["recent"][-1]
+        assert recent["headers"]["if-none-match"].startswith('"')
+        assert server_timing(resp.headers["Server-Timing"])["product"]["desc"] == "cache"
+        assert body2 == body1
+        # Renewed: fresh again, no call.
+        await get(bff)
+        assert await mocks.requests("product") == before + 1
+
+
+class TestUnaskedNotModified:
+    """A 304 to a request that sent no If-None-Match is not an answer: `bad_response`."""
+
+    @pytest.mark.parametrize("cache", ["on", "off"])
+    async def test_a_304_out_of_the_blue(
+        self, make_bff: MakeBff, aiohttp_server: AiohttpServer, cache: str
+    ) -> None:
+        async def inventory(request: web.Request) -> web.Response:
+            assert "If-None-Match" not in request.headers
+            return web.Response(status=304, headers={"ETag": '"x"'})
+
+        app = web.Application()
+        app.router.add_get("/inventory/{id}", inventory)
+        server = await aiohttp_server(app)
+        url = str(server.make_url("")).rstrip("/")
+        bff = await make_bff(BFF_INVENTORY_URL=url, BFF_CACHE=cache)
+        resp, body = await get(bff)
+        assert resp.status == 200
+        assert body["degraded"] == {"inventory": "bad_response"}
+
+
+class TestWhoMayShare:
+    """`private`, `Vary` and `Authorization` decide which request a stored copy may answer."""
+
+    async def test_private_is_kept_per_identity(self, bff: BffClient, mocks: Mocks) -> None:
+        await mocks.faults("product", cache_control="private, max-age=60")
+        alice = {"Authorization": "Bearer alice"}
+        bob = {"Authorization": "Bearer bob"}
+        await get(bff, headers=alice)
+        before = await mocks.requests("product")
+        await get(bff, headers=alice)
+        assert await mocks.requests("product") == before  # alice's own copy
+        await get(bff, headers=bob)
+        assert await mocks.requests("product") == before + 1  # never alice's copy
+
+    async def test_private_without_identity_is_not_stored(
+        self, bff: BffClient, mocks: Mocks
+    ) -> None:
+        await mocks.faults("product", cache_control="private, max-age=60")
+        await get(bff)
+        before = await mocks.requests("product")
+        await get(bff)
+        assert await mocks.requests("product") == before + 1
+
+    @pytest.mark.parametrize(
+        ("cache_control", "shared"), [("max-age=60", False), ("public, max-age=60", True)]
+    )
+    async def test_authorization_keeps_a_copy_for_that_identity_unless_public(
+        self, bff: BffClient, mocks: Mocks, cache_control: str, shared: bool
+    ) -> None:
+        await mocks.faults("product", cache_control=cache_control)
+        await get(bff, headers={"Authorization": "Bearer alice"})
+        before = await mocks.requests("product")
+        await get(bff, headers={"Authorization": "Bearer bob"})
+        assert await mocks.requests("product") == before + (0 if shared else 1)
+
+    async def test_vary_keeps_one_copy_per_header_value(
+        self, make_bff: MakeBff, aiohttp_server: AiohttpServer
+    ) -> None:
+        seen: list[str] = []
+
+        async def reviews(request: web.Request) -> web.Response:
+            language = request.headers.get("Accept-Language", "")
+            seen.append(language)
+            body = [{"productId": ID, "rating": 5, "comment": language, "author": "a"}]
+            headers = {"Cache-Control": "max-age=60", "Vary": "Accept-Language"}
+            return web.json_response(body, headers=headers)
+
+        app = web.Application()
+        app.router.add_get("/reviews/{id}", reviews)
+        server = await aiohttp_server(app)
+        bff = await make_bff(BFF_REVIEWS_URL=str(server.make_url("")).rstrip("/"))
+        for language in ("en", "en", "fr", "en", "fr"):
+            _, body = await get(bff, headers={"Accept-Language": language})
+            assert body["reviews"][0]["comment"] == language
+        assert seen == ["en", "fr"]
+
+
+class TestVisible:
+    """The access log says where each part came from."""
+
+    async def test_access_log_names_the_source(self, bff: BffClient) -> None:
+        buffer = io.BytesIO()
+        structlog.configure(
+            processors=processors_for("json"),
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            logger_factory=structlog.BytesLoggerFactory(buffer),
+            cache_logger_on_first_use=False,
+        )
+        try:
+            await get(bff)
+            await get(bff)
+        finally:
+            structlog.reset_defaults()
+        logged = [json.loads(line) for line in buffer.getvalue().splitlines()]
+        lines = [line for line in logged if line.get("event") == "request"]
+        assert lines[-1]["parts"]["product"]["source"] == "cache"
+        assert "source" not in lines[-2]["parts"]["product"]
+        assert lines[-1]["stale"] == {}
+
+
+class TestWithinTheDeadline:
+    """Answers keep the deadline whatever the cache's state (wide margins)."""
+
+    async def test_elapsed_is_bounded(self, make_bff: MakeBff, mocks: Mocks) -> None:
+        bff = await make_bff(BFF_DEADLINE_MS=300)
+        await mocks.faults("reviews", latency_ms=5000)
+        started = time.perf_counter()
+        resp, body, _ = await timed_get(bff, "/product-details/SLOW1")
+        assert resp.status == 200
+        assert body["degraded"] == {"reviews": "timeout"}
+        assert time.perf_counter() - started < 0.3 + 0.5
+
+
+class TestSpanEvents:
+    """The server span carries one "cache" event per part not served by a live call."""
+
+    async def test_cache_events(self, aiohttp_client: Any, mocks: Mocks) -> None:
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        app = create_app(Settings.from_env(mocks.env()), tracer_provider=provider)
+        bff = await aiohttp_client(app)
+        await get(bff)
+        exporter.clear()
+        await get(bff)
+        (server,) = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+        events = {
+            (e.attributes or {}).get("bff.part"): (e.attributes or {}).get("bff.source")
+            for e in server.events
+            if e.name == "cache"
+        }
+        assert events == dict.fromkeys(KINDS, "cache")

@@ -1,0 +1,109 @@
+"""Parts are declared once: a fourth service is one `Part` and its settings, nothing else."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from bff_support import Mocks, server_timing
+from pytest_aiohttp import AiohttpClient, AiohttpServer
+from yarl import URL
+
+from bff.app import create_app
+from bff.parts import PARTS, Part
+from bff.settings import DownstreamSettings, Settings
+
+
+class Wishlist(msgspec.Struct, frozen=True, rename="camel"):
+    product_id: str
+    wishes: int
+
+
+def _merge(value: Wishlist | None) -> Mapping[str, Any]:
+    return {"wishes": None if value is None else value.wishes}
+
+
+WISHLIST: Part[Wishlist] = Part(
+    "wishlist", "/wishlist/", Wishlist, lambda w: (w.product_id,), _merge
+)
+
+
+async def _wishlist_service(aiohttp_server: AiohttpServer, *, fail: bool = False) -> str:
+    calls: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        calls.append(request.match_info["id"])
+        if fail:
+            return web.Response(status=503)
+        product_id = request.match_info["id"]
+        return web.json_response({"productId": product_id, "wishes": 7})
+
+    app = web.Application()
+    app.router.add_get("/wishlist/{id}", answer)
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/")
+
+
+async def _bff_with_wishlist(aiohttp_client: AiohttpClient, mocks: Mocks, url: str) -> Any:
+    base = Settings.from_env(mocks.env())
+    wishlist = DownstreamSettings("wishlist", (URL(url),))
+    settings = dataclasses.replace(base, extra_downstreams=(wishlist,))
+    return await aiohttp_client(create_app(settings, parts=(*PARTS, WISHLIST)))
+
+
+class TestAFourthPart:
+    """A `Part` declared in a test, with its service's settings, is called, merged into the
+    answer, timed in Server-Timing, degraded like any optional part, and selectable."""
+
+    async def test_the_answer_carries_the_fourth_part(
+        self, aiohttp_client: AiohttpClient, aiohttp_server: AiohttpServer, mocks: Mocks
+    ) -> None:
+        url = await _wishlist_service(aiohttp_server)
+        bff = await _bff_with_wishlist(aiohttp_client, mocks, url)
+        async with bff.get("/product-details/P001") as resp:
+            assert resp.status == 200
+            body = await resp.json()
+            timing = server_timing(resp.headers["Server-Timing"])
+        assert body["wishes"] == 7
+        assert body["product"]["id"] == "P001"
+        assert body["degraded"] == {}
+        assert "wishlist" in timing
+        assert "desc" not in timing["wishlist"]
+
+    async def test_a_failing_fourth_part_degrades_the_answer(
+        self, aiohttp_client: AiohttpClient, aiohttp_server: AiohttpServer, mocks: Mocks
+    ) -> None:
+        url = await _wishlist_service(aiohttp_server, fail=True)
+        bff = await _bff_with_wishlist(aiohttp_client, mocks, url)
+        async with bff.get("/product-details/P001") as resp:
+            assert resp.status == 200
+            body = await resp.json()
+        assert body["wishes"] is None
+        assert body["degraded"] == {"wishlist": "unavailable"}
+
+    async def test_include_knows_the_fourth_part(
+        self, aiohttp_client: AiohttpClient, aiohttp_server: AiohttpServer, mocks: Mocks
+    ) -> None:
+        url = await _wishlist_service(aiohttp_server)
+        bff = await _bff_with_wishlist(aiohttp_client, mocks, url)
+        async with bff.get("/product-details/P001?include=wishlist") as resp:
+            assert resp.status == 200
+            body = await resp.json()
+        assert body["wishes"] == 7
+        assert "reviews" not in body
+        assert "inventory" not in body
+
+
+class TestDeclarations:
+    """Every part names the keys it puts in the answer; only the product is required."""
+
+    def test_keys_of_the_declared_parts(self) -> None:
+        assert {p.name: p.keys for p in PARTS} == {
+            "product": ("product",),
+            "reviews": ("reviews", "reviewSummary"),
+            "inventory": ("inventory",),
+        }
+        assert [p.name for p in PARTS if p.required] == ["product"]
