@@ -124,3 +124,11 @@ def decode_shape(raw: bytes) -> Shape | None:
     if w.version != WIRE_VERSION:
         return None
     return Shape(w.vary, w.shared, w.uncacheable_until)
+
+
+def belongs(entry: Entry, shape: Shape, now: float) -> bool:
+    """A copy from Redis answers a request only if it was stored under the same rules
+    (another instance may have written a different shape since)."""
+    meta = entry.meta
+    alive = now < meta.expires_at or meta.etag is not None
+    return alive and meta.vary == shape.vary and meta.shared == shape.shared

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from bff.cache.coalesce import SingleFlight
-from bff.cache.entry import Entry, Shape, decode_entry, decode_shape, encode
+from bff.cache.entry import Entry, Shape, belongs, decode_entry, decode_shape, encode
 from bff.cache.keys import cold_key, shape_key, variant_key
 from bff.cache.memory import MemoryTier
 from bff.cache.outcomes import Lookup, PartRequest, StaleCopy, Verdict
@@ -79,7 +79,7 @@ class PartCache:
         entry = self._memory.entry(key, now)
         if entry is None and self._redis is not None:
             entry = await self._remote(key, decode_entry)
-            if entry is not None and self._belongs(entry, shape, now):
+            if entry is not None and belongs(entry, shape, now):
                 self._memory.put(key, entry)
             else:
                 entry = None
@@ -208,8 +208,6 @@ class PartCache:
         if self._redis is not None:
             await self._redis.close()
 
-    # -- inside -----------------------------------------------------------------------------
-
     def _keep(self, req: PartRequest, entry: Entry, now: float) -> Entry | None:
         meta = entry.meta
         shape = Shape(meta.vary, meta.shared)
@@ -236,14 +234,6 @@ class PartCache:
         assert self._redis is not None
         raw = await self._redis.get(key)
         return None if raw is None else decode(raw)
-
-    @staticmethod
-    def _belongs(entry: Entry, shape: Shape, now: float) -> bool:
-        """A copy from Redis answers this request only if it was stored under the same rules
-        (another instance may have written a different shape since)."""
-        meta = entry.meta
-        alive = now < meta.expires_at or meta.etag is not None
-        return alive and meta.vary == shape.vary and meta.shared == shape.shared
 
     def _refreshed(self, key: str, task: asyncio.Task[Any]) -> None:
         self._refreshing.pop(key, None)

@@ -2,10 +2,11 @@
 
     attempt()        observed: one client span and attempt count per attempt
     └─ _attempt()    deadline and breaker first (no network call when either says no), then
-       ├─ _leg()        an instance, the headers, the GET under its timeout -> a Verdict;
+       ├─ leg()         an instance, the headers, the GET under its timeout -> a Verdict;
        │                its health -> breaker permit, outlier ejection, latency (_report)
-       ├─ _hedge()      no answer after the service's p95: maybe a second leg to another
-       │                instance, with its own permit and span (bff.clients.hedging races them)
+       ├─ start_hedge() no answer after the service's p95: maybe a second leg to another
+       │                instance, with its own permit and span (bff.clients.hedge_leg;
+       │                bff.clients.hedging races them)
        └─ plan_retry()  a delay, or None: then the error is final
 
 The breaker permit is released in a `finally`, whatever happens: a permit that is never
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from bff.clients.classify import Verdict, classify_answer, classify_error
+from bff.clients.hedge_leg import start_hedge
 from bff.clients.hedging import Leg, race
 from bff.clients.retry import RetryableAttempt
 from bff.clients.transport import Answer, Endpoint, send
@@ -29,7 +31,6 @@ from bff.observability import metrics
 from bff.observability.downstream import AttemptProbe
 from bff.resilience.backoff import backoff_delay
 from bff.resilience.breaker import Permit
-from bff.resilience.hedge import LATE_S
 from bff.resilience.pool import Instance
 
 if TYPE_CHECKING:
@@ -86,16 +87,16 @@ class Call:
         try:
             instance = c.pool.pick(state.last_instance)
             state.last_instance = instance
-            allotted, headers = self._allotment()
+            allotted, headers = self.allotment()
             path = self.endpoint.path(self.product_id)
             probe.sending(instance, path, headers, c.breaker.state)
-            leg = self._leg(instance, permit, path, headers, allotted)
+            leg = self.leg(instance, permit, path, headers, allotted)
             delay = c.hedging.delay()
             if delay is None:
                 verdict, answer = await leg
             else:
                 (verdict, answer), outcome = await race(
-                    leg, delay, lambda late: self._hedge(instance, path, late)
+                    leg, delay, lambda late: start_hedge(self, instance, path, late)
                 )
                 if outcome is not None:
                     probe.hedged(outcome)
@@ -113,18 +114,18 @@ class Call:
             raise RetryableAttempt(verdict.error, delay)
         raise verdict.error
 
-    def _allotment(self) -> tuple[float, dict[str, str]]:
+    def allotment(self) -> tuple[float, dict[str, str]]:
         """This attempt's time (min(per-attempt timeout, what is left of the deadline)) and
         its headers, X-Request-Timeout-Ms saying that time minus the margin."""
         c = self.client
-        allotted = min(c.attempt_timeout, self._deadline.remaining())
+        allotted = min(c.attempt_timeout, self.deadline.remaining())
         headers = dict(self.ctx.headers)
         headers["X-Request-Timeout-Ms"] = str(max(1, int((allotted - c.margin) * 1000)))
         if self.etag is not None:
             headers["If-None-Match"] = self.etag
         return allotted, headers
 
-    async def _leg(
+    async def leg(
         self,
         instance: Instance,
         permit: Permit,
@@ -142,62 +143,8 @@ class Call:
         finally:
             permit.release()
 
-    def _hedge(self, first: Instance, path: str, late_s: float) -> asyncio.Task[Leg] | None:
-        """Start the hedge leg now, or None when it may not go (see bff.resilience.hedge;
-        the breaker last: a hedge needs a permit of its own). `late_s`: how late the hedge
-        timer fired."""
-        c = self.client
-        loop_late = late_s > LATE_S or c.loop_starved()
-        remaining = self._deadline.remaining()
-        refused = c.hedging.admit(remaining, c.margin, loop_late, c.breaker.counts)
-        if refused is not None:
-            return None
-        try:
-            permit = c.breaker.admit()
-        except CircuitOpen:
-            return None
-        instance = c.pool.pick(first)
-        allotted, headers = self._allotment()
-        probe = AttemptProbe(c.tracer, c.name, self.endpoint, self.state, hedge=True)
-        probe.sending(instance, path, headers, c.breaker.state)
-        task = asyncio.get_running_loop().create_task(
-            self._observed_leg(probe, instance, permit, path, headers, allotted)
-        )
-
-        def settle(task: asyncio.Task[Leg]) -> None:
-            # Also when the task was cancelled before it ever ran (the fan-out answered at
-            # its deadline just then): no permit may stay taken, no span open.
-            permit.release()
-            if task.cancelled():
-                probe.finish(asyncio.CancelledError())
-
-        task.add_done_callback(settle)
-        return task
-
-    async def _observed_leg(
-        self,
-        probe: AttemptProbe,
-        instance: Instance,
-        permit: Permit,
-        path: str,
-        headers: dict[str, str],
-        allotted: float,
-    ) -> Leg:
-        """A hedge leg under its own span and attempt count (a cancellation is recorded by
-        the task's done callback)."""
-        try:
-            verdict, answer = await self._leg(instance, permit, path, headers, allotted)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            probe.finish(exc)
-            raise
-        probe.status = answer.status if answer is not None else None
-        probe.finish(verdict.error)
-        return verdict, answer
-
     @property
-    def _deadline(self) -> Deadline:
+    def deadline(self) -> Deadline:
         deadline = self.ctx.deadline
         assert deadline is not None, "the handler sets the deadline before any call"
         return deadline
@@ -205,7 +152,7 @@ class Call:
     def _admit(self) -> Permit:
         """The breaker's permit, or the reason there is no attempt (no span, no count)."""
         c, state = self.client, self.state
-        if self._deadline.remaining() <= 0.001:
+        if self.deadline.remaining() <= 0.001:
             raise state.error or DownstreamTimeout(c.name, "deadline reached")
         try:
             return c.breaker.admit()
@@ -282,7 +229,7 @@ class Call:
         )
         if error.retry_after is not None:
             delay = max(delay, error.retry_after)
-        if self._deadline.remaining() - delay < c.latency.floor() + c.margin:
+        if self.deadline.remaining() - delay < c.latency.floor() + c.margin:
             return None
         if not c.budget.try_spend():
             return None
