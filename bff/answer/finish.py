@@ -82,7 +82,7 @@ def finish_answer(
         and response.status == 200
         and headers.get(hdrs.CACHE_CONTROL) != NO_STORE
     ):
-        headers[hdrs.ETAG] = etag = etag_of(body, coding or "identity")
+        headers["ETag"] = etag = etag_of(body, coding or "identity")
         if none_match(request.headers.get(hdrs.IF_NONE_MATCH), etag):
             return _not_modified(response)
     if coding and coding != "identity":
