@@ -113,7 +113,7 @@ class Config:
         elif _flag(env, "BENCH_QUICK"):
             mode, measure, warmup = "quick", 3.0, 1.0
         else:
-            mode, measure, warmup = "full", 25.0, 4.0
+            mode, measure, warmup = "full", 20.0, 4.0
         names = [n.strip() for n in env.get("BENCH_SCENARIOS", "").split(",") if n.strip()]
         known = {s.name: s for s in SCENARIOS}
         unknown = [n for n in names if n not in known]

@@ -139,7 +139,9 @@ def test_smoke_run_writes_a_report_that_parses(
         assert run["peak_rss_mib"]
         # Each answer was matched to its request by the X-Request-ID the target echoed.
         assert run["served_ms"]["n"] > 0
-        assert run["reviews_calls_per_answer"] >= 1
+    # The baseline calls reviews for every answer; ours may answer some from its part cache.
+    assert runs["baseline"]["reviews_calls_per_answer"] >= 1
+    assert runs["ours"]["reviews_calls_per_answer"] > 0
     assert runs["ours"]["hedges"] is not None  # read from ours' /metrics
     assert runs["baseline"]["hedges"] is None
     markdown = report.with_suffix(".md").read_text()

@@ -31,13 +31,13 @@ SLACK_MS = 64 * COST_S * 1000 + 70
 
 def costly_to_serve(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     """Each request that gets past the edge costs the loop `seconds` of CPU."""
-    original = product_details.product_details
+    original = product_details.aggregate
 
     async def costly(*args: Any) -> Any:
         time.sleep(seconds)  # noqa: ASYNC251 - the point: CPU work that holds the loop
         return await original(*args)
 
-    monkeypatch.setattr(product_details, "product_details", costly)
+    monkeypatch.setattr(product_details, "aggregate", costly)
 
 
 class TestOverload:
