@@ -22,6 +22,7 @@ Rules, for a *shared* cache (many users behind it):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -194,9 +195,19 @@ def _initial_age(headers: Mapping[str, str], now: float) -> float:
         age = _delta(raw_age.strip())
     raw_date = headers.get("Date")
     if raw_date is not None:
-        try:
-            date = parsedate_to_datetime(raw_date).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
+        date = _http_date(raw_date)
+        if date is None:
             return age
         age = max(age, float(int(now)) - date)
     return max(0.0, age)
+
+
+@functools.lru_cache(maxsize=256)
+def _http_date(raw: str) -> float | None:
+    """Epoch seconds of an HTTP date, None for garbage. Memoised: every answer a service sends
+    within one second carries the same `Date`, and parsing it costs ~15 us (py-spy: 1.5 % of
+    a worker's time at zero latency, three parts a request)."""
+    try:
+        return parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
