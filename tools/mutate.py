@@ -42,20 +42,48 @@ class Group:
     title: str
     modules: tuple[str, ...]  # paths relative to the repository, globs allowed
     tests: tuple[str, ...]  # test files (or node ids) that pin these modules
+    pytest_args: tuple[str, ...] = ()  # e.g. a -k that leaves out a slow case
 
 
+# Every mutant of a function runs all the tests that cover it until one fails, so a group's
+# time is about (mutants that survive) x (its tests' duration): the groups keep to the files
+# that really exercise their modules. The client is split in two: the attempt's pieces are
+# pinned by unit tests and a hostile downstream, the loop around them by the integration
+# tests; together they took over 30 min as one group.
+_HOSTILE_FAST = ("-k", "not probe_of_a_half_open_breaker")  # 14 s, the breaker group's job
 GROUPS: tuple[Group, ...] = (
     Group(
         "client",
-        "client policy",
-        ("bff/clients/*.py",),
+        "client policy: one attempt",
         (
+            "bff/clients/attempt.py",
+            "bff/clients/classify.py",
+            "bff/clients/mapping.py",
+            "bff/clients/transport.py",
+        ),
+        (
+            "tests/bff/test_resilience_client.py",
             "tests/bff/test_resilience_parts.py",
-            "tests/bff/test_resilience.py",
-            "tests/bff/test_degradation.py",
-            "tests/bff/test_deadline.py",
             "tests/bff/test_downstream_answers_checked.py",
+            "tests/bff/test_hostile_downstream.py",
             "tests/bff/test_retry_fits_latency.py",
+        ),
+        _HOSTILE_FAST,
+    ),
+    Group(
+        "client-loop",
+        "client policy: the call and its retries",
+        (
+            "bff/clients/base.py",
+            "bff/clients/retry.py",
+            "bff/clients/call.py",
+            "bff/clients/endpoints.py",
+        ),
+        (
+            "tests/bff/test_resilience_client.py",
+            "tests/bff/test_compat.py",
+            "tests/bff/test_downstream_answers_checked.py",
+            "tests/bff/test_resilience.py",
         ),
     ),
     Group(
@@ -72,8 +100,17 @@ GROUPS: tuple[Group, ...] = (
     Group(
         "resilience",
         "breaker, retry budget and backoff",
-        ("bff/resilience/breaker.py", "bff/resilience/budget.py", "bff/resilience/backoff.py"),
-        ("tests/bff/test_resilience_parts.py", "tests/bff/test_resilience.py"),
+        (
+            "bff/resilience/breaker.py",
+            "bff/resilience/window.py",
+            "bff/resilience/budget.py",
+            "bff/resilience/backoff.py",
+        ),
+        (
+            "tests/bff/test_resilience_client.py",
+            "tests/bff/test_resilience_parts.py",
+            "tests/bff/test_resilience.py",
+        ),
     ),
     Group(
         "edge",
@@ -218,7 +255,7 @@ def _configure(pyproject: Path, group: Group) -> None:
         f"only_mutate = {_toml_list(group.modules)}",
         'also_copy = ["mock_services", "bench"]',
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}",
-        f"pytest_add_cli_args = {_toml_list(_PYTEST_ARGS)}",
+        f"pytest_add_cli_args = {_toml_list([*_PYTEST_ARGS, *group.pytest_args])}",
         # A mutant's tests get 5x their clean duration plus 2 s, then count as a timeout
         # (caught: a mutant that hangs is noticed by the suite too).
         "timeout_multiplier = 5.0",
