@@ -64,6 +64,7 @@ GROUPS: tuple[Group, ...] = (
         (
             "tests/bff/test_resilience_client.py",
             "tests/bff/test_resilience_parts.py",
+            "tests/bff/test_attempt_verdicts.py",
             "tests/bff/test_downstream_answers_checked.py",
             "tests/bff/test_hostile_downstream.py",
             "tests/bff/test_retry_fits_latency.py",
@@ -110,6 +111,10 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_resilience_client.py",
             "tests/bff/test_resilience_parts.py",
             "tests/bff/test_resilience.py",
+            "tests/bff/test_backoff_full_jitter.py",
+            "tests/bff/test_breaker_retry_after.py",
+            "tests/bff/test_breaker_transitions_reported.py",
+            "tests/bff/test_metrics_ops.py::TestResilienceCounters",
         ),
     ),
     Group(
@@ -131,7 +136,24 @@ GROUPS: tuple[Group, ...] = (
 # Survivors that cannot change anything a user or an operator sees: mutant name -> why.
 _HEADER_CASE = "aiohttp's header lookups ignore case"
 _TASK_NAME = "the product task's name is never read (only the optional parts' names are)"
+_FALSY = "`failed` is only tested for truth: None is as false as False"
+_NO_OLD_STATE = (
+    "pybreaker notifies listeners only on a transition, always with the state it leaves: "
+    "the 'none' branch is never taken"
+)
+_CLEARED_MARK = (
+    "a cleared bucket's second only has to differ from every real second of "
+    "int(time.monotonic()): +1 and -2 do as well as -1 (and the sweep skips only -1, which "
+    "costs a no-op emptying)"
+)
+_UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 EQUIVALENT: dict[str, str] = {
+    "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
+    "bff.resilience.breaker.xǁ_Listenerǁstate_change__mutmut_8": _NO_OLD_STATE,
+    "bff.resilience.breaker.xǁ_Listenerǁstate_change__mutmut_9": _NO_OLD_STATE,
+    "bff.resilience.window.xǁSlidingCountsǁclear__mutmut_4": _CLEARED_MARK,
+    "bff.resilience.window.xǁSlidingCountsǁclear__mutmut_5": _CLEARED_MARK,
+    "bff.resilience.budget.xǁRetryBudgetǁ__init____mutmut_1": _UNNAMED_BUDGET,
     "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_8": _HEADER_CASE,
     "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_9": _HEADER_CASE,
     "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_7": _HEADER_CASE,
