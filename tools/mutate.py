@@ -65,6 +65,8 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_resilience_client.py",
             "tests/bff/test_resilience_parts.py",
             "tests/bff/test_attempt_verdicts.py",
+            "tests/bff/test_failure_detail_names_the_cause.py",
+            "tests/bff/test_retry_after_leading_zeros.py",
             "tests/bff/test_downstream_answers_checked.py",
             "tests/bff/test_hostile_downstream.py",
             "tests/bff/test_retry_fits_latency.py",
@@ -146,6 +148,8 @@ _CLEARED_MARK = (
     "int(time.monotonic()): +1 and -2 do as well as -1 (and the sweep skips only -1, which "
     "costs a no-op emptying)"
 )
+_SET_ON_OPENING = "read only while open, and set by the transition to open before that"
+_NO_TEXT = "None is as empty as '' for the `if text` that follows: the class name alone"
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 EQUIVALENT: dict[str, str] = {
     "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
@@ -154,6 +158,9 @@ EQUIVALENT: dict[str, str] = {
     "bff.resilience.window.xǁSlidingCountsǁclear__mutmut_4": _CLEARED_MARK,
     "bff.resilience.window.xǁSlidingCountsǁclear__mutmut_5": _CLEARED_MARK,
     "bff.resilience.budget.xǁRetryBudgetǁ__init____mutmut_1": _UNNAMED_BUDGET,
+    "bff.resilience.breaker.xǁServiceBreakerǁ__init____mutmut_3": _SET_ON_OPENING,
+    "bff.resilience.breaker.xǁServiceBreakerǁ__init____mutmut_4": _SET_ON_OPENING,
+    "bff.clients.mapping.x_describe__mutmut_3": _NO_TEXT,
     "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_8": _HEADER_CASE,
     "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_9": _HEADER_CASE,
     "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_7": _HEADER_CASE,
