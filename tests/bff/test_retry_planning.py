@@ -1,0 +1,93 @@
+"""When a failed attempt gets another one, and after how long (`Call.plan_retry`).
+
+A retry is planned only while attempts remain and the breaker is not open, only if the deadline
+still holds the pause plus the service's latency floor, and only with a token from the retry
+budget, taken last. A user sees each rule: a retry planned on the last attempt or into an open
+breaker makes the answer wait a backoff for nothing and spends a token that another request's
+retry needed; a `Retry-After` ignored hammers a service that asked for a pause.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import aiohttp
+from yarl import URL
+
+from bff.clients.attempt import Call
+from bff.clients.base import DownstreamClient
+from bff.clients.call import CallContext
+from bff.clients.endpoints import REVIEWS
+from bff.deadline import Deadline
+from bff.errors import DownstreamError, DownstreamUnavailable
+from bff.settings import BreakerSettings, DownstreamSettings, RetrySettings
+
+_UNUSED_SESSION = cast(aiohttp.ClientSession, None)  # planning never sends anything
+
+
+def call(deadline_s: float = 5.0, attempts: int = 1, **retry: Any) -> Call:
+    settings = DownstreamSettings(
+        "reviews",
+        (URL("http://127.0.0.1:1"),),
+        retry=RetrySettings(**{"backoff_base_ms": 10.0, "backoff_max_ms": 60.0, **retry}),
+        breaker=BreakerSettings(min_calls=1, reset_timeout_s=60.0),
+    )
+    client = DownstreamClient(settings, _UNUSED_SESSION, propagation_margin_s=0.005)
+    ctx = CallContext(Deadline(deadline_s), {})
+    state = ctx.new_call("reviews")
+    state.attempts = attempts
+    return Call(client, ctx, state, REVIEWS, "P001")
+
+
+def failed(retry_after: float | None = None) -> DownstreamError:
+    return DownstreamUnavailable("reviews", "status 503", retry_after=retry_after)
+
+
+class TestRetryPlanned:
+    """Attempts left, breaker closed, time and budget to spare: a short jittered pause."""
+
+    async def test_a_pause_within_the_backoff_and_one_token_spent(self) -> None:
+        c = call(attempts=1)
+        delay = c.plan_retry(failed())
+        assert delay is not None
+        assert 0.0 <= delay <= 0.010
+        assert c.client.budget.counts == (0, 1)
+
+    async def test_the_second_retry_may_pause_twice_as_long(self) -> None:
+        c = call(attempts=2)
+        delays = [c.plan_retry(failed()) for _ in range(3)]
+        assert all(d is not None and 0.0 <= d <= 0.020 for d in delays)
+
+    async def test_a_longer_retry_after_is_honoured(self) -> None:
+        assert call().plan_retry(failed(retry_after=0.25)) == 0.25
+
+
+class TestNoRetry:
+    """No retry, and no token spent, when any rule says no."""
+
+    async def test_after_the_last_attempt(self) -> None:
+        c = call(attempts=3, max_attempts=3)
+        assert c.plan_retry(failed()) is None
+        assert c.client.budget.counts == (0, 0)
+
+    async def test_into_an_open_breaker(self) -> None:
+        c = call(attempts=1)
+        c.client.breaker.admit().failure()
+        assert c.client.breaker.state == "open"
+        assert c.plan_retry(failed()) is None
+        assert c.client.budget.counts == (0, 0)
+
+    async def test_when_the_pause_would_not_leave_the_latency_floor(self) -> None:
+        c = call(deadline_s=1.0)
+        assert c.plan_retry(failed(retry_after=0.99)) is None
+        assert c.client.budget.counts == (0, 0)
+
+    async def test_when_the_deadline_is_nearly_spent(self) -> None:
+        c = call(deadline_s=0.012)  # the floor (10 ms) + margin (5 ms) no longer fit
+        assert c.plan_retry(failed()) is None
+
+    async def test_when_the_budget_is_spent(self) -> None:
+        c = call(budget_min_retries=1, budget_ratio=0.0)
+        assert c.plan_retry(failed()) is not None
+        assert c.plan_retry(failed()) is None
+        assert c.client.budget.counts == (0, 1)
