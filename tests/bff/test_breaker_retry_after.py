@@ -42,7 +42,7 @@ class TestRetryAfterWhileOpen:
         with pytest.raises(CircuitOpen) as refused:
             b.admit()
         assert refused.value.retry_after == pytest.approx(17.5)
-        assert refused.value.detail == "breaker open"
+        assert (refused.value.service, refused.value.detail) == ("svc", "breaker open")
 
     def test_refuses_until_the_reset_timeout_then_lets_one_probe_out(
         self, clock: list[float]
@@ -66,6 +66,7 @@ class TestRetryAfterWhileProbing:
         with pytest.raises(CircuitOpen) as refused:
             b.admit()
         assert refused.value.retry_after == 1.0
+        assert str(refused.value) == "svc: circuit_open (breaker half-open, probe in flight)"
         assert b.retry_after() == 0.0  # the probe may go out now: it already has
         probe.success()
         assert b.state == "closed"

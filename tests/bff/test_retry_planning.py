@@ -9,9 +9,11 @@ retry needed; a `Retry-After` ignored hammers a service that asked for a pause.
 
 from __future__ import annotations
 
+import random
 from typing import Any, cast
 
 import aiohttp
+import pytest
 from yarl import URL
 
 from bff.clients.attempt import Call
@@ -57,6 +59,13 @@ class TestRetryPlanned:
         c = call(attempts=2)
         delays = [c.plan_retry(failed()) for _ in range(3)]
         assert all(d is not None and 0.0 <= d <= 0.020 for d in delays)
+
+    async def test_the_pause_grows_from_the_base_to_the_cap(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the top of the range
+        ceilings = [call(attempts=n, max_attempts=9).plan_retry(failed()) for n in (1, 2, 3, 4)]
+        assert ceilings == pytest.approx([0.010, 0.020, 0.040, 0.060])
 
     async def test_a_longer_retry_after_is_honoured(self) -> None:
         assert call().plan_retry(failed(retry_after=0.25)) == 0.25
