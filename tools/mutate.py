@@ -85,6 +85,8 @@ GROUPS: tuple[Group, ...] = (
         ),
         (
             "tests/bff/test_resilience_client.py",
+            "tests/bff/test_call_records.py",
+            "tests/bff/test_endpoint_declaration.py",
             "tests/bff/test_compat.py",
             "tests/bff/test_downstream_answers_checked.py",
             "tests/bff/test_resilience.py",
@@ -118,6 +120,8 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_breaker_retry_after.py",
             "tests/bff/test_breaker_transitions_reported.py",
             "tests/bff/test_breaker_probe_decides.py",
+            "tests/bff/test_permit_reports_once.py",
+            "tests/bff/test_sliding_window.py",
             "tests/bff/test_metrics_ops.py::TestResilienceCounters",
         ),
     ),
@@ -156,6 +160,10 @@ _PYBREAKER_UNUSED = (
     "time the opening ourselves), so its own reset timer, error on trip and name are never read"
 )
 _NO_TEXT = "None is as empty as '' for the `if text` that follows: the class name alone"
+_RETRY_MESSAGE = (
+    "a RetryableAttempt never leaves run_attempts (its error is raised instead) and "
+    "aiohttp-retry's logger is silenced: its message is never read"
+)
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 EQUIVALENT: dict[str, str] = {
     "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
@@ -173,6 +181,10 @@ EQUIVALENT: dict[str, str] = {
         for n in (14, 15, 16, 18, 19, 20, 22)
     },
     "bff.clients.mapping.x_describe__mutmut_3": _NO_TEXT,
+    "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_1": _RETRY_MESSAGE,
+    "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_2": _RETRY_MESSAGE,
+    "bff.resilience.breaker.xǁPermitǁ__init____mutmut_3": _FALSY,
+    "bff.resilience.breaker.xǁPermitǁ_finish__mutmut_4": _FALSY,
     "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_8": _HEADER_CASE,
     "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_9": _HEADER_CASE,
     "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_7": _HEADER_CASE,

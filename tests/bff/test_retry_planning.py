@@ -27,14 +27,14 @@ from bff.settings import BreakerSettings, DownstreamSettings, RetrySettings
 _UNUSED_SESSION = cast(aiohttp.ClientSession, None)  # planning never sends anything
 
 
-def call(deadline_s: float = 5.0, attempts: int = 1, **retry: Any) -> Call:
+def call(deadline_s: float = 5.0, attempts: int = 1, margin_s: float = 0.005, **retry: Any) -> Call:
     settings = DownstreamSettings(
         "reviews",
         (URL("http://127.0.0.1:1"),),
         retry=RetrySettings(**{"backoff_base_ms": 10.0, "backoff_max_ms": 60.0, **retry}),
         breaker=BreakerSettings(min_calls=1, reset_timeout_s=60.0),
     )
-    client = DownstreamClient(settings, _UNUSED_SESSION, propagation_margin_s=0.005)
+    client = DownstreamClient(settings, _UNUSED_SESSION, propagation_margin_s=margin_s)
     ctx = CallContext(Deadline(deadline_s), {})
     state = ctx.new_call("reviews")
     state.attempts = attempts
@@ -69,6 +69,33 @@ class TestRetryPlanned:
 
     async def test_a_longer_retry_after_is_honoured(self) -> None:
         assert call().plan_retry(failed(retry_after=0.25)) == 0.25
+
+
+class _Left:
+    """A deadline frozen at `left` seconds (binary fractions, so the sums below are exact)."""
+
+    def __init__(self, left: float) -> None:
+        self.left = left
+
+    def remaining(self) -> float:
+        return self.left
+
+
+class TestTheRetryMustFit:
+    """After the pause, the time left must hold the latency floor plus the margin: exactly
+    enough is enough, a little less is not."""
+
+    def fitted(self, retry_after: float) -> float | None:
+        # floor 15.625 ms + margin 7.8125 ms = 23.4375 ms must be left after the pause.
+        c = call(min_attempt_ms=15.625, margin_s=0.0078125)
+        c.ctx.deadline = cast(Deadline, _Left(0.5))
+        return c.plan_retry(failed(retry_after=retry_after))
+
+    async def test_exactly_enough(self) -> None:
+        assert self.fitted(0.5 - 0.0234375) == 0.4765625
+
+    async def test_a_little_less(self) -> None:
+        assert self.fitted(0.48) is None
 
 
 class TestNoRetry:
