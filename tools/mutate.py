@@ -164,6 +164,10 @@ _RETRY_MESSAGE = (
     "a RetryableAttempt never leaves run_attempts (its error is raised instead) and "
     "aiohttp-retry's logger is silenced: its message is never read"
 )
+_COST_ONLY = (
+    "decides only whether the bucket is looked up (or emptied) again, which is then a no-op; "
+    "it differs only if a bucket's count equals the clock's second, in the thousands"
+)
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 EQUIVALENT: dict[str, str] = {
     "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
@@ -180,6 +184,12 @@ EQUIVALENT: dict[str, str] = {
         f"bff.resilience.breaker.xǁServiceBreakerǁ__init____mutmut_{n}": _PYBREAKER_UNUSED
         for n in (14, 15, 16, 18, 19, 20, 22)
     },
+    "bff.resilience.window.xǁSlidingCountsǁ__init____mutmut_10": _CLEARED_MARK,
+    "bff.resilience.window.xǁSlidingCountsǁ__init____mutmut_11": _CLEARED_MARK,
+    "bff.resilience.window.xǁSlidingCountsǁadd__mutmut_2": _COST_ONLY,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_4": _COST_ONLY,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_8": _COST_ONLY,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_14": _COST_ONLY,
     "bff.clients.mapping.x_describe__mutmut_3": _NO_TEXT,
     "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_1": _RETRY_MESSAGE,
     "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_2": _RETRY_MESSAGE,

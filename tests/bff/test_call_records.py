@@ -50,6 +50,9 @@ class TestTheCallIsRecorded:
         assert state.duration is not None
         assert 0 < state.duration < 2.0
         assert client.in_flight == 0
+        # The bulkhead's occupancy gauge: the peak since the last sample, then what is left.
+        assert client.take_in_flight_peak() == 1
+        assert client.take_in_flight_peak() == 0
 
     async def test_a_full_bulkhead_names_its_service(self) -> None:
         settings = DownstreamSettings("reviews", (URL("http://127.0.0.1:1"),), max_in_flight=0)
