@@ -168,6 +168,7 @@ _COST_ONLY = (
     "decides only whether the bucket is looked up (or emptied) again, which is then a no-op; "
     "it differs only if a bucket's count equals the clock's second, in the thousands"
 )
+_SWEEP_UNUSED = "the sweep then also visits never-used buckets (second -1), which hold nothing"
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 EQUIVALENT: dict[str, str] = {
     "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
@@ -189,7 +190,9 @@ EQUIVALENT: dict[str, str] = {
     "bff.resilience.window.xǁSlidingCountsǁadd__mutmut_2": _COST_ONLY,
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_4": _COST_ONLY,
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_8": _COST_ONLY,
-    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_14": _COST_ONLY,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_14": _SWEEP_UNUSED,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_16": _SWEEP_UNUSED,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_17": _SWEEP_UNUSED,
     "bff.clients.mapping.x_describe__mutmut_3": _NO_TEXT,
     "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_1": _RETRY_MESSAGE,
     "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_2": _RETRY_MESSAGE,

@@ -4,6 +4,7 @@ bulkhead or a starved loop, which must name the service they concern."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 import aiohttp
@@ -14,9 +15,10 @@ from yarl import URL
 
 from bff.clients.base import DownstreamClient
 from bff.clients.call import CallContext
-from bff.clients.endpoints import REVIEWS
+from bff.clients.endpoints import REVIEWS, Endpoint
 from bff.deadline import Deadline
 from bff.errors import Overloaded
+from bff.models import Review
 from bff.resilience.loop_lag import LoopLag
 from bff.settings import DownstreamSettings
 
@@ -65,6 +67,56 @@ class TestTheCallIsRecorded:
         assert str(refused.value) == "reviews: overloaded (0 calls in flight)"
         [state] = ctx.calls
         assert (state.service, state.attempts, state.outcome) == ("reviews", 0, "overloaded")
+
+
+class Bug(Exception):
+    """An exception nobody maps: a bug of ours."""
+
+
+def _buggy_ids(reviews: list[Review]) -> list[str]:
+    raise Bug("ids")
+
+
+class TestFailedCallsAreRecorded:
+    """A call that fails records why: the error's reason, "cancelled" when the BFF gave up on
+    it, "bad_response" for a bug of ours (the part is answered as a bad response)."""
+
+    async def test_cancelled(self, aiohttp_server: AiohttpServer) -> None:
+        async def slow(request: web.Request) -> web.Response:
+            await asyncio.sleep(5)
+            return web.Response(body=_REVIEWS, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_get("/reviews/{id}", slow)
+        server = await aiohttp_server(app)
+        async with aiohttp.ClientSession() as session:
+            client = DownstreamClient(
+                DownstreamSettings("reviews", (URL(str(server.make_url(""))),)),
+                session,
+                propagation_margin_s=0.005,
+            )
+            ctx = CallContext(Deadline(2.0), {})
+            task = asyncio.create_task(client.fetch(REVIEWS, "P001", ctx))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        [state] = ctx.calls
+        assert (state.service, state.outcome) == ("reviews", "cancelled")
+        assert client.in_flight == 0
+
+    async def test_a_bug_of_ours(self, aiohttp_server: AiohttpServer) -> None:
+        url = await reviews_server(aiohttp_server)
+        buggy = Endpoint("/reviews/", list[Review], _buggy_ids)
+        async with aiohttp.ClientSession() as session:
+            client = DownstreamClient(
+                DownstreamSettings("reviews", (URL(url),)), session, propagation_margin_s=0.005
+            )
+            ctx = CallContext(Deadline(2.0), {})
+            with pytest.raises(Bug):
+                await client.fetch(buggy, "P001", ctx)
+        [state] = ctx.calls
+        assert (state.service, state.outcome) == ("reviews", "bad_response")
 
 
 class TestLoopStarved:
