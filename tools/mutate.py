@@ -187,6 +187,8 @@ EQUIVALENT: dict[str, str] = {
     },
     "bff.resilience.window.xǁSlidingCountsǁ__init____mutmut_10": _CLEARED_MARK,
     "bff.resilience.window.xǁSlidingCountsǁ__init____mutmut_11": _CLEARED_MARK,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_24": _CLEARED_MARK,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_25": _CLEARED_MARK,
     "bff.resilience.window.xǁSlidingCountsǁadd__mutmut_2": _COST_ONLY,
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_4": _COST_ONLY,
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_8": _COST_ONLY,
