@@ -169,6 +169,16 @@ _COST_ONLY = (
     "it differs only if a bucket's count equals the clock's second, in the thousands"
 )
 _SWEEP_UNUSED = "the sweep then also visits never-used buckets (second -1), which hold nothing"
+_DIGITS_ONLY = (
+    "the value is all ASCII digits here: stripping 'X' too changes nothing; and past the "
+    "leading zeros 8 digits are already beyond the one-hour cap, so are 9"
+)
+_NEVER_READ_VALUE = "CallState.value is never read: the call's value travels on the Call"
+_NO_INSTANCE_YET = (
+    "the last instance is only compared by identity with real instances: '' matches none, "
+    "as None does"
+)
+_CAST = "typing.cast does nothing at run time"
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 EQUIVALENT: dict[str, str] = {
     "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
@@ -196,6 +206,11 @@ EQUIVALENT: dict[str, str] = {
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_16": _SWEEP_UNUSED,
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_17": _SWEEP_UNUSED,
     "bff.clients.mapping.x_describe__mutmut_3": _NO_TEXT,
+    "bff.clients.mapping.x_retry_after__mutmut_13": _DIGITS_ONLY,
+    "bff.clients.mapping.x_retry_after__mutmut_14": _DIGITS_ONLY,
+    "bff.clients.call.xǁCallStateǁ__init____mutmut_6": _NO_INSTANCE_YET,
+    "bff.clients.call.xǁCallStateǁ__init____mutmut_7": _NEVER_READ_VALUE,
+    "bff.clients.base.xǁDownstreamClientǁfetch__mutmut_46": _CAST,
     "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_1": _RETRY_MESSAGE,
     "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_2": _RETRY_MESSAGE,
     "bff.resilience.breaker.xǁPermitǁ__init____mutmut_3": _FALSY,

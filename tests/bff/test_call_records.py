@@ -14,7 +14,7 @@ from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from bff.clients.base import DownstreamClient
-from bff.clients.call import CallContext
+from bff.clients.call import CallContext, CallState
 from bff.clients.endpoints import REVIEWS, Endpoint
 from bff.deadline import Deadline
 from bff.errors import Overloaded
@@ -120,6 +120,22 @@ class TestFailedCallsAreRecorded:
                 await client.fetch(buggy, "P001", ctx)
         [state] = ctx.calls
         assert (state.service, state.outcome) == ("reviews", "bad_response")
+
+
+class TestAPendingCall:
+    """A call still pending when the answer is decided was cancelled by the aggregation and has
+    not unwound yet: Server-Timing and the access log report it as cancelled, timed until
+    now."""
+
+    def test_reported_as_cancelled_until_now(self) -> None:
+        state = CallState("reviews", 0.125)
+        assert (state.service, state.outcome, state.attempts) == ("reviews", "pending", 0)
+        assert state.report(0.5) == ("cancelled", 0.375)
+
+    def test_a_finished_call_keeps_its_own(self) -> None:
+        state = CallState("reviews", 0.125)
+        state.outcome, state.duration = "timeout", 0.25
+        assert state.report(0.5) == ("timeout", 0.25)
 
 
 class TestLoopStarved:
