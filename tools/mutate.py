@@ -67,6 +67,7 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_attempt_verdicts.py",
             "tests/bff/test_retry_planning.py",
             "tests/bff/test_request_sent_downstream.py",
+            "tests/bff/test_tracing.py",  # each attempt's client span: 2 s
             "tests/bff/test_failure_detail_names_the_cause.py",
             "tests/bff/test_retry_after_leading_zeros.py",
             "tests/bff/test_downstream_answers_checked.py",
