@@ -181,6 +181,10 @@ _NO_INSTANCE_YET = (
     "as None does"
 )
 _CAST = "typing.cast does nothing at run time"
+_DELAY_SET_FIRST = (
+    "the seam sets the delay before every retry the loop sleeps for: the first value is never read"
+)
+_APP_PASSES_IT = "the app always passes lag_neutral_s from the settings: the default is for tests"
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 EQUIVALENT: dict[str, str] = {
     "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
@@ -213,6 +217,9 @@ EQUIVALENT: dict[str, str] = {
     "bff.clients.call.xǁCallStateǁ__init____mutmut_6": _NO_INSTANCE_YET,
     "bff.clients.call.xǁCallStateǁ__init____mutmut_7": _NEVER_READ_VALUE,
     "bff.clients.base.xǁDownstreamClientǁfetch__mutmut_46": _CAST,
+    "bff.clients.retry.xǁ_Retryingǁ__init____mutmut_2": _DELAY_SET_FIRST,
+    "bff.clients.retry.xǁ_Retryingǁ__init____mutmut_3": _DELAY_SET_FIRST,
+    "bff.clients.base.xǁDownstreamClientǁ__init____mutmut_1": _APP_PASSES_IT,
     "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_1": _RETRY_MESSAGE,
     "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_2": _RETRY_MESSAGE,
     "bff.resilience.breaker.xǁPermitǁ__init____mutmut_3": _FALSY,
