@@ -59,6 +59,13 @@ class TestTheCallIsRecorded:
         assert client.take_in_flight_peak() == 1
         assert client.take_in_flight_peak() == 0
 
+    def test_a_client_that_made_no_call_has_an_empty_bulkhead(self) -> None:
+        settings = DownstreamSettings("reviews", (URL("http://127.0.0.1:1"),))
+        client = DownstreamClient(
+            settings, cast(aiohttp.ClientSession, None), propagation_margin_s=0.005
+        )
+        assert (client.in_flight, client.take_in_flight_peak()) == (0, 0)
+
     async def test_a_full_bulkhead_names_its_service(self) -> None:
         settings = DownstreamSettings("reviews", (URL("http://127.0.0.1:1"),), max_in_flight=0)
         client = DownstreamClient(
