@@ -195,9 +195,14 @@ _DELAY_SET_FIRST = (
 )
 _APP_PASSES_IT = "the app always passes lag_neutral_s from the settings: the default is for tests"
 _HTTP_HEADER_CASE = "HTTP header names are case-insensitive (RFC 9110 section 5.1)"
+_EXACTLY_A_WINDOW_OLD = (
+    "no bucket is ever exactly `window` seconds old in the sweep: that one is the current "
+    "second's own bucket, emptied and re-marked just above"
+)
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 EQUIVALENT: dict[str, str] = {
     "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
+    "bff.resilience.breaker.xǁ_Listenerǁstate_change__mutmut_6": _NO_OLD_STATE,
     "bff.resilience.breaker.xǁ_Listenerǁstate_change__mutmut_8": _NO_OLD_STATE,
     "bff.resilience.breaker.xǁ_Listenerǁstate_change__mutmut_9": _NO_OLD_STATE,
     "bff.resilience.window.xǁSlidingCountsǁclear__mutmut_4": _CLEARED_MARK,
@@ -219,6 +224,7 @@ EQUIVALENT: dict[str, str] = {
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_4": _COST_ONLY,
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_8": _COST_ONLY,
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_14": _SWEEP_UNUSED,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_20": _EXACTLY_A_WINDOW_OLD,
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_16": _SWEEP_UNUSED,
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_17": _SWEEP_UNUSED,
     "bff.clients.mapping.x_describe__mutmut_3": _NO_TEXT,

@@ -51,6 +51,19 @@ class TestWindowLength:
         assert totals_after(counts, clock, 2) == [0, 2]
         assert totals_after(counts, clock, 1) == [0, 0]
 
+    def test_a_quiet_spell_longer_than_the_window_forgets_everything(
+        self, clock: list[float]
+    ) -> None:
+        """Seconds with no event leave buckets unvisited: they are swept all the same."""
+        counts = SlidingCounts(2, 3)
+        counts.add(0)  # second 1000, bucket 1
+        clock[0] += 1
+        counts.add(1)  # second 1001, bucket 2
+        assert totals_after(counts, clock, 4) == [0, 0]  # second 1005, bucket 2 reused
+        assert totals_after(counts, clock, 1) == [0, 0]  # and they stay gone
+        counts.add(1)
+        assert totals_after(counts, clock, 1) == [0, 1]
+
     def test_clear_forgets_everything(self, clock: list[float]) -> None:
         counts = SlidingCounts(2, 10)
         counts.add(0)
