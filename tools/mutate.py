@@ -70,6 +70,7 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_attempt_budget_header.py",
             "tests/bff/test_retry_goes_elsewhere.py",
             "tests/bff/test_retry_that_cannot_go.py",
+            "tests/bff/test_body_cap_counts_every_byte.py",
             "tests/bff/test_call_records.py",
             "tests/bff/test_tracing.py",  # each attempt's client span: 2 s
             "tests/bff/test_failure_detail_names_the_cause.py",
@@ -237,6 +238,8 @@ EQUIVALENT: dict[str, str] = {
     "bff.clients.retry.xǁ_Retryingǁ__init____mutmut_3": _DELAY_SET_FIRST,
     "bff.clients.base.xǁDownstreamClientǁ__init____mutmut_1": _APP_PASSES_IT,
     "bff.clients.attempt.xǁCallǁ_attempt__mutmut_28": _HTTP_HEADER_CASE,
+    "bff.clients.transport.x__read_capped__mutmut_12": _HEADER_CASE,
+    "bff.clients.transport.x__read_capped__mutmut_13": _HEADER_CASE,
     "bff.clients.attempt.xǁCallǁ_attempt__mutmut_29": _HTTP_HEADER_CASE,
     "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_1": _RETRY_MESSAGE,
     "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_2": _RETRY_MESSAGE,
