@@ -33,12 +33,12 @@ class TestDeclaration:
         assert stock.not_found is DownstreamUnavailable
 
     def test_an_answer_about_another_id_says_which(self) -> None:
-        stock = Endpoint("/stock/", Inventory, lambda i: (i.product_id,))
+        stock: Endpoint[Inventory] = Endpoint("/stock/", Inventory, lambda i: (i.product_id,))
         with pytest.raises(msgspec.ValidationError) as refused:
             stock.decode(b'{"productId":"P002","stock":3}', "P001")
         assert str(refused.value) == "asked for 'P001', got 'P002'"
 
     def test_the_body_type_is_enforced(self) -> None:
-        stock = Endpoint("/stock/", Inventory, lambda i: (i.product_id,))
+        stock: Endpoint[Inventory] = Endpoint("/stock/", Inventory, lambda i: (i.product_id,))
         with pytest.raises(msgspec.ValidationError):
             stock.decode(b'{"productId":"P001","stock":-1}', "P001")
