@@ -96,6 +96,7 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_call_records.py",
             "tests/bff/test_endpoint_declaration.py",
             "tests/bff/test_attempt_budget_header.py",
+            "tests/bff/test_retry_planning.py",
             "tests/bff/test_tracing.py",
             # The breaker's hook and the pool's service name, as an operator sees them.
             "tests/bff/test_metrics.py::TestSingleWorker::test_retries_degraded_answers_and_breaker_state",
@@ -201,6 +202,7 @@ _EXACTLY_A_WINDOW_OLD = (
     "no bucket is ever exactly `window` seconds old in the sweep: that one is the current "
     "second's own bucket, emptied and re-marked just above"
 )
+_VALUE_SET_FIRST = "Call.value is set by the successful attempt before fetch reads it"
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 EQUIVALENT: dict[str, str] = {
     "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
@@ -239,6 +241,9 @@ EQUIVALENT: dict[str, str] = {
     "bff.clients.retry.xǁ_Retryingǁ__init____mutmut_3": _DELAY_SET_FIRST,
     "bff.clients.base.xǁDownstreamClientǁ__init____mutmut_1": _APP_PASSES_IT,
     "bff.clients.attempt.xǁCallǁ_attempt__mutmut_28": _HTTP_HEADER_CASE,
+    "bff.clients.attempt.xǁCallǁ__init____mutmut_6": _VALUE_SET_FIRST,
+    "bff.clients.transport.x_send__mutmut_15": _HTTP_HEADER_CASE,
+    "bff.clients.transport.x_send__mutmut_16": _HTTP_HEADER_CASE,
     "bff.clients.transport.x__read_capped__mutmut_12": _HEADER_CASE,
     "bff.clients.transport.x__read_capped__mutmut_13": _HEADER_CASE,
     "bff.clients.attempt.xǁCallǁ_attempt__mutmut_29": _HTTP_HEADER_CASE,

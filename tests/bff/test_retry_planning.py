@@ -97,6 +97,10 @@ class TestTheRetryMustFit:
     async def test_a_little_less(self) -> None:
         assert self.fitted(0.48) is None
 
+    async def test_a_hair_less(self) -> None:
+        """7.5 us short of the floor plus the margin: no retry."""
+        assert self.fitted(0.5 - 0.02343) is None
+
 
 class TestNoRetry:
     """No retry, and no token spent, when any rule says no."""
