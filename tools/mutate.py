@@ -203,6 +203,8 @@ _EXACTLY_A_WINDOW_OLD = (
     "second's own bucket, emptied and re-marked just above"
 )
 _VALUE_SET_FIRST = "Call.value is set by the successful attempt before fetch reads it"
+_NON_200_BODY = "a non-200 answer's body and response are never read: classify uses its status only"
+_OURS_UNCHANGED = "a DownstreamError matches no mapping: it propagates unchanged either way"
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 EQUIVALENT: dict[str, str] = {
     "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
@@ -243,6 +245,13 @@ EQUIVALENT: dict[str, str] = {
     "bff.clients.attempt.xǁCallǁ_attempt__mutmut_28": _HTTP_HEADER_CASE,
     "bff.clients.attempt.xǁCallǁ__init____mutmut_6": _VALUE_SET_FIRST,
     "bff.clients.transport.x_send__mutmut_15": _HTTP_HEADER_CASE,
+    "bff.clients.transport.x_send__mutmut_62": _HEADER_CASE,
+    "bff.clients.transport.x_send__mutmut_63": _HEADER_CASE,
+    "bff.clients.transport.x_send__mutmut_65": _NON_200_BODY,
+    "bff.clients.transport.x_send__mutmut_67": _NON_200_BODY,
+    "bff.clients.transport.x_send__mutmut_72": _NON_200_BODY,
+    "bff.clients.mapping.xǁmap_exceptionsǁ__exit____mutmut_1": _OURS_UNCHANGED,
+    "bff.clients.mapping.xǁmap_exceptionsǁ__exit____mutmut_2": _OURS_UNCHANGED,
     "bff.clients.transport.x_send__mutmut_16": _HTTP_HEADER_CASE,
     "bff.clients.transport.x__read_capped__mutmut_12": _HEADER_CASE,
     "bff.clients.transport.x__read_capped__mutmut_13": _HEADER_CASE,
