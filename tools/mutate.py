@@ -42,20 +42,68 @@ class Group:
     title: str
     modules: tuple[str, ...]  # paths relative to the repository, globs allowed
     tests: tuple[str, ...]  # test files (or node ids) that pin these modules
+    pytest_args: tuple[str, ...] = ()  # e.g. a -k that leaves out a slow case
 
 
+# Every mutant of a function runs all the tests that cover it until one fails, so a group's
+# time is about (mutants that survive) x (its tests' duration): the groups keep to the files
+# that really exercise their modules. The client is split in two: the attempt's pieces are
+# pinned by unit tests and a hostile downstream, the loop around them by the integration
+# tests; together they took over 30 min as one group.
+_HOSTILE_FAST = ("-k", "not probe_of_a_half_open_breaker")  # 14 s, the breaker group's job
 GROUPS: tuple[Group, ...] = (
     Group(
         "client",
-        "client policy",
-        ("bff/clients/*.py",),
+        "client policy: one attempt",
         (
+            "bff/clients/attempt.py",
+            "bff/clients/classify.py",
+            "bff/clients/mapping.py",
+            "bff/clients/transport.py",
+        ),
+        (
+            "tests/bff/test_resilience_client.py",
             "tests/bff/test_resilience_parts.py",
-            "tests/bff/test_resilience.py",
-            "tests/bff/test_degradation.py",
-            "tests/bff/test_deadline.py",
+            "tests/bff/test_attempt_verdicts.py",
+            "tests/bff/test_retry_planning.py",
+            "tests/bff/test_request_sent_downstream.py",
+            "tests/bff/test_attempt_budget_header.py",
+            "tests/bff/test_retry_goes_elsewhere.py",
+            "tests/bff/test_retry_that_cannot_go.py",
+            "tests/bff/test_body_cap_counts_every_byte.py",
+            "tests/bff/test_attempt_bounds.py",
+            "tests/bff/test_call_records.py",
+            "tests/bff/test_tracing.py",  # each attempt's client span: 2 s
+            "tests/bff/test_failure_detail_names_the_cause.py",
+            "tests/bff/test_retry_after_leading_zeros.py",
             "tests/bff/test_downstream_answers_checked.py",
+            "tests/bff/test_hostile_downstream.py",
             "tests/bff/test_retry_fits_latency.py",
+        ),
+        _HOSTILE_FAST,
+    ),
+    Group(
+        "client-loop",
+        "client policy: the call and its retries",
+        (
+            "bff/clients/base.py",
+            "bff/clients/retry.py",
+            "bff/clients/call.py",
+            "bff/clients/endpoints.py",
+        ),
+        (
+            "tests/bff/test_resilience_client.py",
+            "tests/bff/test_call_records.py",
+            "tests/bff/test_endpoint_declaration.py",
+            "tests/bff/test_attempt_budget_header.py",
+            "tests/bff/test_retry_planning.py",
+            "tests/bff/test_tracing.py",
+            # The breaker's hook and the pool's service name, as an operator sees them.
+            "tests/bff/test_metrics.py::TestSingleWorker::test_retries_degraded_answers_and_breaker_state",
+            "tests/bff/test_metrics_ops.py::TestResilienceCounters",
+            "tests/bff/test_compat.py",
+            "tests/bff/test_downstream_answers_checked.py",
+            "tests/bff/test_resilience.py",
         ),
     ),
     Group(
@@ -72,8 +120,24 @@ GROUPS: tuple[Group, ...] = (
     Group(
         "resilience",
         "breaker, retry budget and backoff",
-        ("bff/resilience/breaker.py", "bff/resilience/budget.py", "bff/resilience/backoff.py"),
-        ("tests/bff/test_resilience_parts.py", "tests/bff/test_resilience.py"),
+        (
+            "bff/resilience/breaker.py",
+            "bff/resilience/window.py",
+            "bff/resilience/budget.py",
+            "bff/resilience/backoff.py",
+        ),
+        (
+            "tests/bff/test_resilience_client.py",
+            "tests/bff/test_resilience_parts.py",
+            "tests/bff/test_resilience.py",
+            "tests/bff/test_backoff_full_jitter.py",
+            "tests/bff/test_breaker_retry_after.py",
+            "tests/bff/test_breaker_transitions_reported.py",
+            "tests/bff/test_breaker_probe_decides.py",
+            "tests/bff/test_permit_reports_once.py",
+            "tests/bff/test_sliding_window.py",
+            "tests/bff/test_metrics_ops.py::TestResilienceCounters",
+        ),
     ),
     Group(
         "edge",
@@ -94,7 +158,108 @@ GROUPS: tuple[Group, ...] = (
 # Survivors that cannot change anything a user or an operator sees: mutant name -> why.
 _HEADER_CASE = "aiohttp's header lookups ignore case"
 _TASK_NAME = "the product task's name is never read (only the optional parts' names are)"
+_FALSY = "only ever tested for truth: None is as false as False"
+_NO_OLD_STATE = (
+    "pybreaker notifies listeners only on a transition, always with the state it leaves: "
+    "the 'none' branch is never taken"
+)
+_CLEARED_MARK = (
+    "a cleared bucket's second only has to differ from every real second of "
+    "int(time.monotonic()): +1 and -2 do as well as -1 (and the sweep skips only -1, which "
+    "costs a no-op emptying)"
+)
+_SET_ON_OPENING = "read only while open, and set by the transition to open before that"
+_PYBREAKER_UNUSED = (
+    "nothing ever calls through pybreaker (we move its states with open/half_open/close and "
+    "time the opening ourselves), so its own reset timer, error on trip and name are never read"
+)
+_NO_TEXT = "None is as empty as '' for the `if text` that follows: the class name alone"
+_RETRY_MESSAGE = (
+    "a RetryableAttempt never leaves run_attempts (its error is raised instead) and "
+    "aiohttp-retry's logger is silenced: its message is never read"
+)
+_COST_ONLY = (
+    "decides only whether the bucket is looked up (or emptied) again, which is then a no-op; "
+    "it differs only if a bucket's count equals the clock's second, in the thousands"
+)
+_SWEEP_UNUSED = "the sweep then also visits never-used buckets (second -1), which hold nothing"
+_DIGITS_ONLY = (
+    "the value is all ASCII digits here: stripping 'X' too changes nothing; and past the "
+    "leading zeros 8 digits are already beyond the one-hour cap, so are 9"
+)
+_NEVER_READ_VALUE = "CallState.value is never read: the call's value travels on the Call"
+_NO_INSTANCE_YET = (
+    "the last instance is only compared by identity with real instances: '' matches none, "
+    "as None does"
+)
+_CAST = "typing.cast does nothing at run time"
+_DELAY_SET_FIRST = (
+    "the seam sets the delay before every retry the loop sleeps for: the first value is never read"
+)
+_APP_PASSES_IT = "the app always passes lag_neutral_s from the settings: the default is for tests"
+_HTTP_HEADER_CASE = "HTTP header names are case-insensitive (RFC 9110 section 5.1)"
+_EXACTLY_A_WINDOW_OLD = (
+    "no bucket is ever exactly `window` seconds old in the sweep: that one is the current "
+    "second's own bucket, emptied and re-marked just above"
+)
+_VALUE_SET_FIRST = "Call.value is set by the successful attempt before fetch reads it"
+_NON_200_BODY = "a non-200 answer's body and response are never read: classify uses its status only"
+_OURS_UNCHANGED = "a DownstreamError matches no mapping: it propagates unchanged either way"
+_UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 EQUIVALENT: dict[str, str] = {
+    "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
+    "bff.resilience.breaker.xǁ_Listenerǁstate_change__mutmut_6": _NO_OLD_STATE,
+    "bff.resilience.breaker.xǁ_Listenerǁstate_change__mutmut_8": _NO_OLD_STATE,
+    "bff.resilience.breaker.xǁ_Listenerǁstate_change__mutmut_9": _NO_OLD_STATE,
+    "bff.resilience.window.xǁSlidingCountsǁclear__mutmut_4": _CLEARED_MARK,
+    "bff.resilience.window.xǁSlidingCountsǁclear__mutmut_5": _CLEARED_MARK,
+    "bff.resilience.budget.xǁRetryBudgetǁ__init____mutmut_1": _UNNAMED_BUDGET,
+    "bff.resilience.breaker.xǁServiceBreakerǁ__init____mutmut_3": _SET_ON_OPENING,
+    "bff.resilience.breaker.xǁServiceBreakerǁ__init____mutmut_4": _SET_ON_OPENING,
+    "bff.resilience.breaker.xǁServiceBreakerǁ__init____mutmut_5": _FALSY,
+    "bff.resilience.breaker.xǁServiceBreakerǁadmit__mutmut_4": _FALSY,
+    **{
+        f"bff.resilience.breaker.xǁServiceBreakerǁ__init____mutmut_{n}": _PYBREAKER_UNUSED
+        for n in (14, 15, 16, 18, 19, 20, 22)
+    },
+    "bff.resilience.window.xǁSlidingCountsǁ__init____mutmut_10": _CLEARED_MARK,
+    "bff.resilience.window.xǁSlidingCountsǁ__init____mutmut_11": _CLEARED_MARK,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_24": _CLEARED_MARK,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_25": _CLEARED_MARK,
+    "bff.resilience.window.xǁSlidingCountsǁadd__mutmut_2": _COST_ONLY,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_4": _COST_ONLY,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_8": _COST_ONLY,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_14": _SWEEP_UNUSED,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_20": _EXACTLY_A_WINDOW_OLD,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_16": _SWEEP_UNUSED,
+    "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_17": _SWEEP_UNUSED,
+    "bff.clients.mapping.x_describe__mutmut_3": _NO_TEXT,
+    "bff.clients.mapping.x_retry_after__mutmut_13": _DIGITS_ONLY,
+    "bff.clients.mapping.x_retry_after__mutmut_14": _DIGITS_ONLY,
+    "bff.clients.call.xǁCallStateǁ__init____mutmut_6": _NO_INSTANCE_YET,
+    "bff.clients.call.xǁCallStateǁ__init____mutmut_7": _NEVER_READ_VALUE,
+    "bff.clients.base.xǁDownstreamClientǁfetch__mutmut_46": _CAST,
+    "bff.clients.retry.xǁ_Retryingǁ__init____mutmut_2": _DELAY_SET_FIRST,
+    "bff.clients.retry.xǁ_Retryingǁ__init____mutmut_3": _DELAY_SET_FIRST,
+    "bff.clients.base.xǁDownstreamClientǁ__init____mutmut_1": _APP_PASSES_IT,
+    "bff.clients.attempt.xǁCallǁ_attempt__mutmut_28": _HTTP_HEADER_CASE,
+    "bff.clients.attempt.xǁCallǁ__init____mutmut_6": _VALUE_SET_FIRST,
+    "bff.clients.transport.x_send__mutmut_15": _HTTP_HEADER_CASE,
+    "bff.clients.transport.x_send__mutmut_62": _HEADER_CASE,
+    "bff.clients.transport.x_send__mutmut_63": _HEADER_CASE,
+    "bff.clients.transport.x_send__mutmut_65": _NON_200_BODY,
+    "bff.clients.transport.x_send__mutmut_67": _NON_200_BODY,
+    "bff.clients.transport.x_send__mutmut_72": _NON_200_BODY,
+    "bff.clients.mapping.xǁmap_exceptionsǁ__exit____mutmut_1": _OURS_UNCHANGED,
+    "bff.clients.mapping.xǁmap_exceptionsǁ__exit____mutmut_2": _OURS_UNCHANGED,
+    "bff.clients.transport.x_send__mutmut_16": _HTTP_HEADER_CASE,
+    "bff.clients.transport.x__read_capped__mutmut_12": _HEADER_CASE,
+    "bff.clients.transport.x__read_capped__mutmut_13": _HEADER_CASE,
+    "bff.clients.attempt.xǁCallǁ_attempt__mutmut_29": _HTTP_HEADER_CASE,
+    "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_1": _RETRY_MESSAGE,
+    "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_2": _RETRY_MESSAGE,
+    "bff.resilience.breaker.xǁPermitǁ__init____mutmut_3": _FALSY,
+    "bff.resilience.breaker.xǁPermitǁ_finish__mutmut_4": _FALSY,
     "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_8": _HEADER_CASE,
     "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_9": _HEADER_CASE,
     "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_7": _HEADER_CASE,
@@ -218,7 +383,7 @@ def _configure(pyproject: Path, group: Group) -> None:
         f"only_mutate = {_toml_list(group.modules)}",
         'also_copy = ["mock_services", "bench"]',
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}",
-        f"pytest_add_cli_args = {_toml_list(_PYTEST_ARGS)}",
+        f"pytest_add_cli_args = {_toml_list([*_PYTEST_ARGS, *group.pytest_args])}",
         # A mutant's tests get 5x their clean duration plus 2 s, then count as a timeout
         # (caught: a mutant that hangs is noticed by the suite too).
         "timeout_multiplier = 5.0",

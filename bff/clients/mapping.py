@@ -101,7 +101,9 @@ def retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        return min(float(int(value[:8])), _RETRY_AFTER_CAP_S)
+        # Leading zeros are valid delta-seconds; past them, 8 digits are already beyond the
+        # cap (and int() of a long string costs).
+        return min(float(int(value.lstrip("0")[:8] or "0")), _RETRY_AFTER_CAP_S)
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, OverflowError, IndexError, OSError):

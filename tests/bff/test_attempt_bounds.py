@@ -1,0 +1,102 @@
+"""An attempt is bounded in time and accounted for: none starts with 1 ms or less left of the
+deadline; one that gets no answer gives up after its timeout, and that timeout (the attempt
+had its full time) counts against the service; while it runs, its instance counts it in
+flight, which is what sends the next call to a less busy instance."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
+from yarl import URL
+
+from bff.clients.attempt import Call
+from bff.clients.base import DownstreamClient
+from bff.clients.call import CallContext
+from bff.clients.endpoints import REVIEWS
+from bff.deadline import Deadline
+from bff.errors import DownstreamTimeout
+from bff.settings import DownstreamSettings, RetrySettings
+
+
+async def slow_service(aiohttp_server: AiohttpServer) -> URL:
+    async def handler(request: web.Request) -> web.Response:
+        await asyncio.sleep(3)
+        return web.Response(body=b"[]", content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/reviews/{id}", handler)
+    server = await aiohttp_server(app)
+    return URL(str(server.make_url("")))
+
+
+def client_for(url: URL, session: aiohttp.ClientSession) -> DownstreamClient:
+    settings = DownstreamSettings(
+        "reviews", (url,), attempt_timeout_ms=200.0, retry=RetrySettings(max_attempts=1)
+    )
+    return DownstreamClient(settings, session, propagation_margin_s=0.005)
+
+
+class _Left:
+    def __init__(self, left: float) -> None:
+        self.left = left
+
+    def remaining(self) -> float:
+        return self.left
+
+
+class TestNoTimeLeft:
+    """With 1 ms or less left, no attempt: a timeout of the deadline, named as such."""
+
+    @pytest.mark.parametrize("left", [0.0, 0.001])
+    async def test_no_attempt(self, left: float) -> None:
+        client = client_for(URL("http://127.0.0.1:1"), aiohttp.ClientSession())
+        try:
+            ctx = CallContext(Deadline(5.0), {})
+            call = Call(client, ctx, ctx.new_call("reviews"), REVIEWS, "P001")
+            ctx.deadline = _Left(left)  # type: ignore[assignment]
+            with pytest.raises(DownstreamTimeout) as refused:
+                await call.attempt()
+            assert str(refused.value) == "reviews: timeout (deadline reached)"
+            assert client.pool.instances[0].in_flight == 0
+        finally:
+            await client.session.close()
+
+
+class TestAnAttemptGivesUp:
+    """A service that does not answer: the attempt ends at its timeout and counts as a failure."""
+
+    async def test_after_its_timeout(self, aiohttp_server: AiohttpServer) -> None:
+        url = await slow_service(aiohttp_server)
+        async with aiohttp.ClientSession() as session:
+            client = client_for(url, session)
+            ctx = CallContext(Deadline(5.0), {})
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(DownstreamTimeout) as ended:
+                await client.fetch(REVIEWS, "P001", ctx)
+            waited = asyncio.get_running_loop().time() - started
+        assert str(ended.value) == "reviews: timeout (no answer in 200 ms)"
+        assert waited < 2.0  # the service would have answered after 3 s
+        assert client.breaker.counts == (0, 1)
+
+
+class TestInFlight:
+    """Each attempt counts on its instance while it runs, and only then."""
+
+    async def test_two_concurrent_calls(self, aiohttp_server: AiohttpServer) -> None:
+        url = await slow_service(aiohttp_server)
+        async with aiohttp.ClientSession() as session:
+            client = client_for(url, session)
+            [instance] = client.pool.instances
+            calls = [
+                asyncio.create_task(client.fetch(REVIEWS, "P001", CallContext(Deadline(5.0), {})))
+                for _ in range(2)
+            ]
+            await asyncio.sleep(0.1)
+            assert instance.in_flight == 2
+            for ended in await asyncio.gather(*calls, return_exceptions=True):
+                assert isinstance(ended, DownstreamTimeout)
+            assert instance.in_flight == 0

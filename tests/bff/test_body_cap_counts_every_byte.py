@@ -1,0 +1,88 @@
+"""The byte cap on a downstream body counts every byte we would hold, whatever the framing: a
+declared length over the cap is refused before reading; a body without a length (chunked) or
+a compressed one is counted as it is decoded, across all its chunks, and refused once the
+total passes the cap. Below the cap the body comes back whole and unchanged.
+
+A compressed body declares its compressed length: a few KB of gzip can decode to gigabytes, and
+a cap that trusted the declared length would let one hostile answer take a worker's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
+
+from bff.clients.transport import send
+from bff.errors import BadResponse
+from bff.resilience.pool import Instance
+
+CAP = 4096
+
+
+async def serve(aiohttp_server: AiohttpServer, body: bytes, how: str) -> Instance:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if how == "gzip":
+            return web.Response(body=gzip.compress(body), headers={"Content-Encoding": "gzip"})
+        if how == "length":
+            return web.Response(body=body)
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for start in range(0, len(body), 1000):  # small chunks, each well under the cap
+            await resp.write(body[start : start + 1000])
+            await asyncio.sleep(0.005)  # so that the client reads them one by one
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    server = await aiohttp_server(app)
+    return Instance(server.make_url(""))
+
+
+async def fetch(instance: Instance) -> bytes:
+    async with aiohttp.ClientSession() as session:
+        answer = await send(
+            session,
+            instance,
+            "/reviews/P001",
+            {},
+            service="reviews",
+            timeout_s=5.0,
+            max_body_bytes=CAP,
+        )
+    assert answer.status == 200
+    return answer.body
+
+
+class TestOverTheCap:
+    """Refused as the service's bad response, saying how large and which cap."""
+
+    async def test_a_declared_length(self, aiohttp_server: AiohttpServer) -> None:
+        instance = await serve(aiohttp_server, b"x" * (CAP + 1), "length")
+        with pytest.raises(BadResponse) as refused:
+            await fetch(instance)
+        assert str(refused.value) == (
+            "reviews: bad_response (body of 4097 bytes exceeds the 4096-byte cap)"
+        )
+
+    @pytest.mark.parametrize("how", ["chunked", "gzip"])
+    async def test_counted_while_reading(self, aiohttp_server: AiohttpServer, how: str) -> None:
+        instance = await serve(aiohttp_server, b"x" * (3 * CAP), how)
+        with pytest.raises(BadResponse) as refused:
+            await fetch(instance)
+        assert str(refused.value) == "reviews: bad_response (body exceeds the 4096-byte cap)"
+
+
+class TestUnderTheCap:
+    """Whole and unchanged, however it was framed; exactly the cap is still allowed."""
+
+    @pytest.mark.parametrize("how", ["length", "chunked", "gzip"])
+    async def test_whole(self, aiohttp_server: AiohttpServer, how: str) -> None:
+        body = bytes(range(256)) * (CAP // 256)  # exactly the cap
+        assert await fetch(await serve(aiohttp_server, body, how)) == body

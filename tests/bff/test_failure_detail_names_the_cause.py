@@ -1,0 +1,77 @@
+"""A downstream failure's detail names its cause: the exception's class and, when it has one,
+its message. That detail is what an operator reads in the log line and the client span of a
+failed call ("reviews: unavailable (ConnectionResetError: peer reset)")."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from bff.clients.mapping import describe, map_exceptions
+from bff.errors import DownstreamError
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("a broken __str__")
+
+
+class TestDescribe:
+    """`describe(exc)`: "Class: message", or the class alone without a message."""
+
+    def test_class_and_message(self) -> None:
+        assert describe(ConnectionResetError("peer reset")) == "ConnectionResetError: peer reset"
+
+    def test_class_alone_when_there_is_no_message(self) -> None:
+        assert describe(ConnectionResetError()) == "ConnectionResetError"
+
+    def test_a_broken_str_still_gives_the_class(self) -> None:
+        assert describe(Unprintable()) == "Unprintable"
+
+    def test_the_mapped_error_carries_it(self) -> None:
+        with pytest.raises(DownstreamError) as raised, map_exceptions("reviews"):
+            raise ConnectionResetError("peer reset")
+        assert raised.value.detail == "ConnectionResetError: peer reset"
+        assert str(raised.value) == "reviews: unavailable (ConnectionResetError: peer reset)"
+
+
+_URL = URL("http://reviews/x")
+_REQUEST = aiohttp.RequestInfo(_URL, "GET", CIMultiDictProxy(CIMultiDict()), _URL)
+
+
+def _mapped(exc: Exception, timeout_s: float | None = None) -> DownstreamError:
+    with pytest.raises(DownstreamError) as raised, map_exceptions("reviews", timeout_s):
+        raise exc
+    return raised.value
+
+
+class TestEachMappingSaysWhy:
+    """Every branch of the mapping keeps the service's name and says what went wrong."""
+
+    @pytest.mark.parametrize(
+        ("exc", "timeout_s", "said"),
+        [
+            (TimeoutError(), None, "reviews: timeout (no answer in time)"),
+            (TimeoutError(), 0.3, "reviews: timeout (no answer in 300 ms)"),
+            (TimeoutError(), 1.25, "reviews: timeout (no answer in 1250 ms)"),
+            (
+                aiohttp.ClientPayloadError("cut off"),
+                None,
+                "reviews: unavailable (ClientPayloadError: cut off)",
+            ),
+            (
+                aiohttp.ClientResponseError(_REQUEST, (), status=400, message="header too long"),
+                None,
+                "reviews: bad_response (ClientResponseError: 400, message='header too long', "
+                "url='http://reviews/x')",
+            ),
+            (OSError("no route"), None, "reviews: unavailable (OSError: no route)"),
+            (ValueError("not JSON"), None, "reviews: bad_response (ValueError: not JSON)"),
+        ],
+    )
+    def test_detail(self, exc: Exception, timeout_s: float | None, said: str) -> None:
+        error = _mapped(exc, timeout_s)
+        assert error.service == "reviews"
+        assert str(error) == said

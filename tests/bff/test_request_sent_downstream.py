@@ -1,0 +1,86 @@
+"""The request that goes to a downstream instance: the URL is the instance's base URL (its
+path prefix kept byte for byte, %-escapes included) followed by the endpoint's path; our
+headers go out unchanged; an address found under a name is called with that name as `Host`.
+
+Behind a gateway or an ingress the base URL often carries a prefix: a prefix re-quoted or
+trimmed sends every call to the wrong place, and a lost header loses the request id and the
+caller's time budget.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
+from yarl import URL
+
+from bff.clients.transport import send
+from bff.resilience.pool import Instance
+
+Seen = dict[str, str]
+
+
+async def recorder(aiohttp_server: AiohttpServer, seen: Seen) -> URL:
+    async def handler(request: web.Request) -> web.Response:
+        seen["raw_path"] = request.raw_path
+        seen["host"] = request.headers.get("Host", "")
+        seen["request_id"] = request.headers.get("X-Request-ID", "")
+        return web.Response(body=b"[]", content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    server = await aiohttp_server(app)
+    return server.make_url("")
+
+
+async def get(base: URL, host: str | None = None) -> int:
+    async with aiohttp.ClientSession() as session:
+        answer = await send(
+            session,
+            Instance(base, host),
+            "/reviews/P001",
+            {"X-Request-ID": "req-1"},
+            service="reviews",
+            timeout_s=2.0,
+            max_body_bytes=1024,
+        )
+    return answer.status
+
+
+class TestTheUrl:
+    """Base URL path + endpoint path, nothing re-quoted, one slash between them."""
+
+    async def test_a_base_url_without_a_path(self, aiohttp_server: AiohttpServer) -> None:
+        seen: Seen = {}
+        base = await recorder(aiohttp_server, seen)
+        assert await get(base) == 200
+        assert seen["raw_path"] == "/reviews/P001"
+
+    async def test_a_prefix_with_escapes_and_a_trailing_slash(
+        self, aiohttp_server: AiohttpServer
+    ) -> None:
+        seen: Seen = {}
+        base = await recorder(aiohttp_server, seen)
+        prefixed = base.with_path("/gw%20v1X/", encoded=True)
+        assert await get(prefixed) == 200
+        assert seen["raw_path"] == "/gw%20v1X/reviews/P001"
+
+
+class TestHeaders:
+    """Our headers go out; a discovered address adds its name as Host, and keeps the rest."""
+
+    async def test_our_headers(self, aiohttp_server: AiohttpServer) -> None:
+        seen: Seen = {}
+        base = await recorder(aiohttp_server, seen)
+        await get(base)
+        assert seen["request_id"] == "req-1"
+        assert seen["host"] == f"{base.host}:{base.port}"
+
+    async def test_a_discovered_address_is_called_by_its_name(
+        self, aiohttp_server: AiohttpServer
+    ) -> None:
+        seen: Seen = {}
+        base = await recorder(aiohttp_server, seen)
+        await get(base, host="reviews.internal")
+        assert seen["host"] == f"reviews.internal:{base.port}"
+        assert seen["request_id"] == "req-1"
