@@ -84,3 +84,25 @@ class TestHeaders:
         await get(base, host="reviews.internal")
         assert seen["host"] == f"reviews.internal:{base.port}"
         assert seen["request_id"] == "req-1"
+
+
+class TestRedirects:
+    """A downstream's 3xx is its answer, never followed: following it would fetch a part from
+    wherever the Location points (another host, another id) and call it the service's."""
+
+    async def test_a_redirect_is_not_followed(self, aiohttp_server: AiohttpServer) -> None:
+        followed: list[str] = []
+
+        async def moved(request: web.Request) -> web.Response:
+            raise web.HTTPFound("/elsewhere")
+
+        async def elsewhere(request: web.Request) -> web.Response:
+            followed.append(request.path)
+            return web.Response(body=b"[]", content_type="application/json")
+
+        app = web.Application()
+        app.router.add_get("/elsewhere", elsewhere)
+        app.router.add_get("/reviews/{id}", moved)
+        server = await aiohttp_server(app)
+        assert await get(server.make_url("")) == 302
+        assert followed == []
