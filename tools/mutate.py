@@ -88,8 +88,10 @@ GROUPS: tuple[Group, ...] = (
         (
             "bff/clients/base.py",
             "bff/clients/retry.py",
-            "bff/clients/call.py",
-            "bff/clients/endpoints.py",
+            "bff/clients/hedge_leg.py",
+            "bff/clients/hedging.py",
+            "bff/context.py",
+            "bff/parts.py",
         ),
         (
             "tests/bff/test_resilience_client.py",
@@ -104,13 +106,18 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_compat.py",
             "tests/bff/test_downstream_answers_checked.py",
             "tests/bff/test_resilience.py",
+            "tests/bff/test_hedging.py",
+            "tests/bff/test_hedge_race.py",
+            "tests/bff/test_parts.py",
         ),
     ),
     Group(
         "fanout",
         "fan-out and merge",
-        ("bff/aggregate.py",),
+        ("bff/aggregate.py", "bff/fetch_part.py"),
         (
+            "tests/bff/test_include.py",
+            "tests/bff/test_caching.py",
             "tests/bff/test_contract.py",
             "tests/bff/test_degradation.py",
             "tests/bff/test_deadline.py",
@@ -140,9 +147,15 @@ GROUPS: tuple[Group, ...] = (
         ),
     ),
     Group(
+        "cache",
+        "part cache",
+        ("bff/cache/*.py", "bff/answer/*.py"),
+        ("tests/bff/cache", "tests/bff/answer", "tests/bff/test_caching.py"),
+    ),
+    Group(
         "edge",
         "edge guard",
-        ("bff/edge/guard.py",),
+        ("bff/edge/guard.py", "bff/resilience/adaptive.py"),
         (
             "tests/bff/test_shedding.py",
             "tests/bff/test_server_limits.py",
@@ -151,6 +164,9 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_ratelimit.py",
             "tests/bff/test_drain_connection_close.py",
             "tests/bff/test_limits_at_the_boundary.py",
+            "tests/bff/test_adaptive_limit.py",
+            "tests/bff/test_overload.py",
+            "tests/bff/test_queueing.py",
         ),
     ),
 )

@@ -10,13 +10,12 @@ import asyncio
 import aiohttp
 import pytest
 from aiohttp import web
+from call_support import REVIEWS, call_context
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from bff.clients.attempt import Call
 from bff.clients.base import DownstreamClient
-from bff.clients.call import CallContext
-from bff.clients.endpoints import REVIEWS
 from bff.deadline import Deadline
 from bff.errors import DownstreamTimeout
 from bff.settings import DownstreamSettings, RetrySettings
@@ -55,7 +54,7 @@ class TestNoTimeLeft:
     async def test_no_attempt(self, left: float) -> None:
         client = client_for(URL("http://127.0.0.1:1"), aiohttp.ClientSession())
         try:
-            ctx = CallContext(Deadline(5.0), {})
+            ctx = call_context(Deadline(5.0), {})
             call = Call(client, ctx, ctx.new_call("reviews"), REVIEWS, "P001")
             ctx.deadline = _Left(left)  # type: ignore[assignment]
             with pytest.raises(DownstreamTimeout) as refused:
@@ -73,7 +72,7 @@ class TestAnAttemptGivesUp:
         url = await slow_service(aiohttp_server)
         async with aiohttp.ClientSession() as session:
             client = client_for(url, session)
-            ctx = CallContext(Deadline(5.0), {})
+            ctx = call_context(Deadline(5.0), {})
             started = asyncio.get_running_loop().time()
             with pytest.raises(DownstreamTimeout) as ended:
                 await client.fetch(REVIEWS, "P001", ctx)
@@ -92,7 +91,7 @@ class TestInFlight:
             client = client_for(url, session)
             [instance] = client.pool.instances
             calls = [
-                asyncio.create_task(client.fetch(REVIEWS, "P001", CallContext(Deadline(5.0), {})))
+                asyncio.create_task(client.fetch(REVIEWS, "P001", call_context(Deadline(5.0), {})))
                 for _ in range(2)
             ]
             await asyncio.sleep(0.1)

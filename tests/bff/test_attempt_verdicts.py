@@ -12,9 +12,9 @@ from typing import Any, cast
 
 import aiohttp
 import pytest
+from call_support import INVENTORY, PRODUCT, REVIEWS
 
 from bff.clients.classify import Verdict, classify_answer, classify_error
-from bff.clients.endpoints import INVENTORY, PRODUCT, REVIEWS
 from bff.clients.transport import Answer
 from bff.errors import (
     BadResponse,

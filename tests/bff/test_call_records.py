@@ -10,12 +10,12 @@ from typing import cast
 import aiohttp
 import pytest
 from aiohttp import web
+from call_support import REVIEWS, call_context, endpoint
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from bff.clients.base import DownstreamClient
-from bff.clients.call import CallContext, CallState
-from bff.clients.endpoints import REVIEWS, Endpoint
+from bff.context import RequestContext
 from bff.deadline import Deadline
 from bff.errors import Overloaded
 from bff.models import Review
@@ -44,7 +44,7 @@ class TestTheCallIsRecorded:
             client = DownstreamClient(
                 DownstreamSettings("reviews", (URL(url),)), session, propagation_margin_s=0.005
             )
-            ctx = CallContext(Deadline(2.0), {})
+            ctx = call_context(Deadline(2.0), {})
             await asyncio.sleep(0.5)  # the call starts late in its request
             value = await client.fetch(REVIEWS, "P001", ctx)
         assert [r.product_id for r in value] == ["P001"]
@@ -71,7 +71,7 @@ class TestTheCallIsRecorded:
         client = DownstreamClient(
             settings, cast(aiohttp.ClientSession, None), propagation_margin_s=0.005
         )
-        ctx = CallContext(Deadline(2.0), {})
+        ctx = call_context(Deadline(2.0), {})
         with pytest.raises(Overloaded) as refused:
             await client.fetch(REVIEWS, "P001", ctx)
         assert str(refused.value) == "reviews: overloaded (0 calls in flight)"
@@ -105,7 +105,7 @@ class TestFailedCallsAreRecorded:
                 session,
                 propagation_margin_s=0.005,
             )
-            ctx = CallContext(Deadline(2.0), {})
+            ctx = call_context(Deadline(2.0), {})
             task = asyncio.create_task(client.fetch(REVIEWS, "P001", ctx))
             await asyncio.sleep(0.1)
             task.cancel()
@@ -117,12 +117,12 @@ class TestFailedCallsAreRecorded:
 
     async def test_a_bug_of_ours(self, aiohttp_server: AiohttpServer) -> None:
         url = await reviews_server(aiohttp_server)
-        buggy = Endpoint("/reviews/", list[Review], _buggy_ids)
+        buggy = endpoint("/reviews/", list[Review], _buggy_ids)
         async with aiohttp.ClientSession() as session:
             client = DownstreamClient(
                 DownstreamSettings("reviews", (URL(url),)), session, propagation_margin_s=0.005
             )
-            ctx = CallContext(Deadline(2.0), {})
+            ctx = call_context(Deadline(2.0), {})
             with pytest.raises(Bug):
                 await client.fetch(buggy, "P001", ctx)
         [state] = ctx.calls
@@ -135,14 +135,19 @@ class TestAPendingCall:
     now."""
 
     def test_reported_as_cancelled_until_now(self) -> None:
-        state = CallState("reviews", 0.125)
+        ctx = RequestContext("req-test")
+        state = ctx.new_call("reviews")
         assert (state.service, state.outcome, state.attempts) == ("reviews", "pending", 0)
-        assert state.report(0.5) == ("cancelled", 0.375)
+        (part,) = ctx.report().parts
+        assert part.outcome == "cancelled"
+        assert part.duration_s == pytest.approx(ctx.report().total_s - state.started)
 
     def test_a_finished_call_keeps_its_own(self) -> None:
-        state = CallState("reviews", 0.125)
+        ctx = RequestContext("req-test")
+        state = ctx.new_call("reviews")
         state.outcome, state.duration = "timeout", 0.25
-        assert state.report(0.5) == ("timeout", 0.25)
+        (part,) = ctx.report().parts
+        assert (part.outcome, part.duration_s) == ("timeout", 0.25)
 
 
 class TestLoopStarved:

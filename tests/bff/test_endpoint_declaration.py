@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from call_support import endpoint
 
-from bff.clients.endpoints import Endpoint
 from bff.errors import DownstreamUnavailable
 from bff.models import Inventory
+from bff.parts import Part
 
 
 def _none() -> Inventory:
@@ -20,7 +21,7 @@ class TestDeclaration:
     """Path, decoding, the id check and the meaning of a 404, as declared."""
 
     def test_every_part_is_used(self) -> None:
-        stock = Endpoint(
+        stock = endpoint(
             "/stock/",
             Inventory,
             lambda i: (i.product_id,),
@@ -33,12 +34,12 @@ class TestDeclaration:
         assert stock.not_found is DownstreamUnavailable
 
     def test_an_answer_about_another_id_says_which(self) -> None:
-        stock: Endpoint[Inventory] = Endpoint("/stock/", Inventory, lambda i: (i.product_id,))
+        stock: Part[Inventory] = endpoint("/stock/", Inventory, lambda i: (i.product_id,))
         with pytest.raises(msgspec.ValidationError) as refused:
             stock.decode(b'{"productId":"P002","stock":3}', "P001")
         assert str(refused.value) == "asked for 'P001', got 'P002'"
 
     def test_the_body_type_is_enforced(self) -> None:
-        stock: Endpoint[Inventory] = Endpoint("/stock/", Inventory, lambda i: (i.product_id,))
+        stock: Part[Inventory] = endpoint("/stock/", Inventory, lambda i: (i.product_id,))
         with pytest.raises(msgspec.ValidationError):
             stock.decode(b'{"productId":"P001","stock":-1}', "P001")

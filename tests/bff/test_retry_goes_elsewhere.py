@@ -7,12 +7,11 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from aiohttp import web
+from call_support import REVIEWS, call_context
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from bff.clients.base import DownstreamClient
-from bff.clients.call import CallContext
-from bff.clients.endpoints import REVIEWS
 from bff.deadline import Deadline
 from bff.errors import DownstreamUnavailable
 from bff.settings import BreakerSettings, DownstreamSettings, OutlierSettings, RetrySettings
@@ -50,5 +49,5 @@ class TestRetryElsewhere:
             for _ in range(12):
                 hits.clear()
                 with pytest.raises(DownstreamUnavailable):
-                    await client.fetch(REVIEWS, "P001", CallContext(Deadline(5.0), {}))
+                    await client.fetch(REVIEWS, "P001", call_context(Deadline(5.0), {}))
                 assert sorted(hits) == ["a", "b"]

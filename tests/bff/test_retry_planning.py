@@ -14,12 +14,11 @@ from typing import Any, cast
 
 import aiohttp
 import pytest
+from call_support import REVIEWS, call_context
 from yarl import URL
 
 from bff.clients.attempt import Call
 from bff.clients.base import DownstreamClient
-from bff.clients.call import CallContext
-from bff.clients.endpoints import REVIEWS
 from bff.deadline import Deadline
 from bff.errors import DownstreamError, DownstreamUnavailable
 from bff.settings import BreakerSettings, DownstreamSettings, RetrySettings
@@ -35,7 +34,7 @@ def call(deadline_s: float = 5.0, attempts: int = 1, margin_s: float = 0.005, **
         breaker=BreakerSettings(min_calls=1, reset_timeout_s=60.0),
     )
     client = DownstreamClient(settings, _UNUSED_SESSION, propagation_margin_s=margin_s)
-    ctx = CallContext(Deadline(deadline_s), {})
+    ctx = call_context(Deadline(deadline_s), {})
     state = ctx.new_call("reviews")
     state.attempts = attempts
     return Call(client, ctx, state, REVIEWS, "P001")

@@ -8,13 +8,12 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from aiohttp import web
+from call_support import REVIEWS, call_context
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from bff.clients.attempt import Call
 from bff.clients.base import DownstreamClient
-from bff.clients.call import CallContext
-from bff.clients.endpoints import REVIEWS
 from bff.clients.retry import RetryableAttempt
 from bff.deadline import Deadline
 from bff.errors import DownstreamUnavailable
@@ -39,7 +38,7 @@ async def first_attempt_failed(
         "reviews", (URL(str(server.make_url(""))),), breaker=BreakerSettings(min_calls=1000)
     )
     client = DownstreamClient(settings, session, propagation_margin_s=0.005)
-    ctx = CallContext(Deadline(5.0), {})
+    ctx = call_context(Deadline(5.0), {})
     call = Call(client, ctx, ctx.new_call("reviews"), REVIEWS, "P001")
     with pytest.raises(RetryableAttempt):
         await call.attempt()  # 503: a retry is planned
