@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from cache_support import Clock, RedisServer, free_port, headers
@@ -357,16 +357,6 @@ class TestMetrics:
         assert counted("inventory", "miss") == before["miss"] + 1
         assert counted("inventory", "hit") == before["hit"] + 1
         assert (REGISTRY.get_sample_value("bff_cache_stored_bytes") or 0) > 0
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from cache_support import RedisServer, free_port, junk_server
@@ -12,16 +12,6 @@ from cache_support import RedisServer, free_port, junk_server
 from bff.cache.redis_tier import FAIL_MAX, PAUSE_S, RedisTier
 
 TIMEOUT_S = 0.05  # wide for a loaded test machine; production uses a few ms
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture
