@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
 from bff_support import AdminFor, BffClient, MakeBff, Mocks
 from edge_support import SECRET, claims, hs256
+from redis_support import RedisServer, free_port
 
 from bff.edge import ratelimit
 from bff.edge.client_ip import ClientIp
@@ -179,45 +178,15 @@ class TestMemoryStorage:
         assert store.events["k"] == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def redis_url(binary: Callable[[str], str]) -> Iterator[str]:
+def redis_url() -> Iterator[str]:
     """A real redis-server on a loopback port, for this module only."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            binary("redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = RedisServer()
+    server.start()
     try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("redis-server did not start")
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}"
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=5)
+        server.kill()
 
 
 class TestRedisStorage:
@@ -239,5 +208,5 @@ class TestRedisStorage:
             assert 1 <= int(resp.headers["Retry-After"]) <= 1
 
     async def test_fails_open_when_redis_is_down(self, make_bff: MakeBff) -> None:
-        client = await make_bff(**TIGHT, BFF_REDIS_URL=f"redis://127.0.0.1:{_free_port()}")
+        client = await make_bff(**TIGHT, BFF_REDIS_URL=f"redis://127.0.0.1:{free_port()}")
         assert await statuses(client, 5) == [200] * 5
