@@ -60,10 +60,10 @@ class PartFetcher:
         self._refresh_budget_s = refresh_budget_s
 
     async def __call__(self, part: Part[Any]) -> Any:
-        ctx, state = self._ctx, self._ctx.new_call(part.name)
-        client = self._clients[part.name]
+        ctx, client = self._ctx, self._clients[part.name]
         if self._cache is None or not part.cached:
-            return await client.call(part, self._product_id, ctx, state)
+            return await client.fetch(part, self._product_id, ctx)
+        state = ctx.new_call(part.name)
         # The live call records into a state of its own: a call shared with other requests
         # may still be unwinding (cancelled) after this part has its value or its error.
         live = PartCall(part.name, state.started)
@@ -88,12 +88,8 @@ class PartFetcher:
         assert ctx.deadline is not None, "the handler sets the deadline before the fan-out"
         req = PartRequest.of(part.name, product_id, ctx.headers)
 
-        live: list[Fetched] = []  # what this request's own call got, decoded by the client
-
         async def call(etag: str | None) -> Fetched:
-            fetched = _fetched(await client.call(part, product_id, ctx, state, raw=True, etag=etag))
-            live.append(fetched)
-            return fetched
+            return _fetched(await client.call(part, product_id, ctx, state, raw=True, etag=etag))
 
         async def refresh(etag: str | None) -> Fetched:
             own = RequestContext(ctx.id)
@@ -104,9 +100,7 @@ class PartFetcher:
             )
             return _fetched(answer)
 
-        def decode(body: bytes) -> Any:
-            if live and live[-1].body is body and live[-1].status == 200:
-                return live[-1].value
+        def decode(body: bytes) -> Any:  # a stored copy's body (a live one comes decoded)
             return part.decode_or_bad(body, product_id)
 
         # Wait for a live call until the deadline, not less: a service told our budget gives up

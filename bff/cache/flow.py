@@ -138,7 +138,8 @@ async def _fetch(
             except DownstreamError:
                 cache.drop(lookup)
         fetched = await call(None)  # the 304 was not about our copy: ask again, plainly
-    value = decode(fetched.body)
+    # A body the client already decoded and checked is not decoded again.
+    value = decode(fetched.body) if fetched.value is None else fetched.value
     return Served(value, Source.LIVE, cache.store(req, lookup, fetched.headers, fetched.body))
 
 
