@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bff.deadline import Deadline
 
@@ -37,7 +37,6 @@ class PartCall:
         "shareable",
         "source",
         "started",
-        "value",
     )
 
     def __init__(self, service: str, started: float) -> None:
@@ -46,7 +45,6 @@ class PartCall:
         self.duration: float | None = None
         self.attempts = 0
         self.last_instance: Instance | None = None
-        self.value: Any = None
         self.error: DownstreamError | None = None
         # "ok", a contract reason ("timeout", "circuit_open", ...) or "cancelled".
         self.outcome = "pending"

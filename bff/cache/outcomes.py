@@ -28,7 +28,6 @@ class PartRequest:
     which stored copy may answer it."""
 
     service: str
-    product_id: str
     headers: Mapping[str, str]  # lower-case names
     identity: str
     base: str
@@ -39,7 +38,7 @@ class PartRequest:
         Accept-Language...); per-request ones (X-Request-ID, traceparent) may be included."""
         lowered = {name.lower(): value for name, value in headers.items()}
         identity = identity_of(lowered)
-        return cls(service, product_id, lowered, identity, base_key(service, product_id))
+        return cls(service, lowered, identity, base_key(service, product_id))
 
     @property
     def identified(self) -> bool:

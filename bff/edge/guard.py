@@ -76,10 +76,6 @@ class EdgeGuard:
     def in_flight(self) -> int:
         return self._concurrency.in_flight
 
-    @property
-    def concurrency_limit(self) -> int:
-        return int(self._concurrency.limit)
-
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS" and self._cors is not None and "Origin" in request.headers:
             return self._cors.preflight(request)

@@ -25,7 +25,7 @@ from bff import validation
 from bff.context import Report, RequestContext
 from bff.edge import forwarding
 from bff.edge.arrival import take_received_at
-from bff.keys import CONTEXT, REQUEST_ID, TELEMETRY
+from bff.keys import CONTEXT, TELEMETRY
 from bff.observability import metrics
 from bff.observability.tracing import CURRENT, RequestTrace
 
@@ -42,7 +42,6 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
     started = take_received_at(request)
     ctx = RequestContext(validation.request_id(request.headers.get("X-Request-ID")), started)
     request[CONTEXT] = ctx
-    request[REQUEST_ID] = ctx.id
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else _UNMATCHED
     method = request.method if request.method in _METHODS else "_OTHER"
