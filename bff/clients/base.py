@@ -41,6 +41,7 @@ from bff.clients.attempt import Call
 from bff.clients.retry import run_attempts
 from bff.clients.transport import Endpoint
 from bff.errors import DownstreamError, Overloaded
+from bff.observability import metrics
 from bff.resilience.breaker import ServiceBreaker, TransitionHook
 from bff.resilience.budget import RetryBudget
 from bff.resilience.hedge import HedgePolicy
@@ -81,7 +82,7 @@ class DownstreamClient:
             settings.retry.budget_ratio,
             settings.retry.budget_min_retries,
             settings.retry.budget_window_s,
-            service=settings.name,
+            on_exhausted=metrics.budget_exhausted(settings.name).inc,
         )
         self.latency = LatencyWindow(settings.retry.min_attempt_ms / 1000)
         self.hedging = HedgePolicy(settings.hedge, self.latency)

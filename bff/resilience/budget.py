@@ -7,7 +7,8 @@ odd transient error gets every retry it needs.
 
 from __future__ import annotations
 
-from bff.observability import metrics
+from collections.abc import Callable
+
 from bff.resilience.window import SlidingCounts
 
 _FIRSTS, _RETRIES = 0, 1
@@ -17,12 +18,19 @@ class RetryBudget:
     __slots__ = ("_counts", "_exhausted", "_min", "_ratio")
 
     def __init__(
-        self, ratio: float, min_retries: int, window_s: float, *, service: str = ""
+        self,
+        ratio: float,
+        min_retries: int,
+        window_s: float,
+        *,
+        on_exhausted: Callable[[], None] | None = None,
     ) -> None:
+        """`on_exhausted`: called for each spend the budget refuses (the retry budget's
+        metric; a hedge budget has none, its refusals are not refused retries)."""
         self._ratio = ratio
         self._min = min_retries
         self._counts = SlidingCounts(2, window_s)
-        self._exhausted = metrics.budget_exhausted(service)
+        self._exhausted = on_exhausted
 
     def record_first_attempt(self) -> None:
         self._counts.add(_FIRSTS)
@@ -33,7 +41,8 @@ class RetryBudget:
         counts.current()
         firsts, retries = counts.totals
         if retries >= firsts * self._ratio + self._min:
-            self._exhausted.inc()
+            if self._exhausted is not None:
+                self._exhausted()
             return False
         counts.add(_RETRIES)
         return True

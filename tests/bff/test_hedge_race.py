@@ -84,3 +84,28 @@ class TestRace:
         assert task.cancelled()
         assert first.cancelled
         assert hedge.cancelled
+
+
+class TestHedgeBudgetIsNotTheRetryBudget:
+    def test_a_hedge_the_budget_refuses_is_not_counted_as_a_refused_retry(self) -> None:
+        """`bff_retry_budget_exhausted_total` counts retries that were due and refused; a
+        hedge refused by its own budget is none of those (it once landed there, service "")."""
+        from prometheus_client import REGISTRY
+
+        from bff.resilience.hedge import HedgePolicy
+        from bff.resilience.latency import LatencyWindow
+        from bff.settings.downstream import HedgeSettings
+
+        def exhausted() -> float:
+            return sum(
+                sample.value
+                for metric in REGISTRY.collect()
+                if metric.name == "bff_retry_budget_exhausted"
+                for sample in metric.samples
+                if sample.name.endswith("_total")
+            )
+
+        policy = HedgePolicy(HedgeSettings(budget_ratio=0.0, budget_min=0), LatencyWindow(0.01))
+        before = exhausted()
+        assert policy.admit(10.0, 0.005, False, (10, 0)) == "budget"
+        assert exhausted() == before
