@@ -68,9 +68,13 @@ def problem(
         request_id=request_id,
         invalid_params=invalid_params,
     )
-    return web.Response(
+    response = web.Response(
         status=status, body=_encode(body), content_type=CONTENT_TYPE, headers=headers
     )
+    # A problem is about this request only, on either listener and from the parser too: never
+    # stored by a browser or a shared cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def from_error(exc: BffError, *, instance: str, request_id: str) -> web.Response:

@@ -23,6 +23,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from bff import problems, validation
+from bff.answer.finish import VARY
 from bff.edge.headers import stamp
 from bff.observability import metrics
 from bff.observability.logging import log
@@ -66,6 +67,9 @@ class ProblemRequestHandler(RequestHandler):
             400, "invalid-request", "Invalid request", detail, instance="/", request_id=request_id
         )
         response.headers["X-Request-ID"] = request_id
+        # What every answer of the public port carries, though no middleware saw this one.
+        response.headers["Vary"] = ", ".join(VARY)
+        response.headers["Server-Timing"] = "total;dur=0.0"
         stamp(response.headers)
         response.force_close()  # the parser's state is unknown: no keep-alive after this
         return response

@@ -81,6 +81,7 @@ class TestAdminListener:
         async with admin.get("/product-details/P001") as resp:
             assert resp.status == 404
             assert resp.content_type == "application/problem+json"
+            assert resp.headers["Cache-Control"] == "no-store"
 
 
 class TestSettings:

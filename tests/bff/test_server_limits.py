@@ -95,6 +95,10 @@ class TestHostileInputs:
             assert resp.header("X-Request-ID") == request_id.removeprefix("echo:")
         if status >= 400:
             assert resp.header("Content-Type") == "application/problem+json"
+            # Parser refusals too: never stored, and the headers every answer carries.
+            assert resp.header("Cache-Control") == "no-store"
+            assert "total;dur=" in (resp.header("Server-Timing") or "")
+            assert "Accept-Encoding" in (resp.header("Vary") or "")
 
 
 class TestProtocol:
