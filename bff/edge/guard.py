@@ -56,7 +56,6 @@ class EdgeGuard:
         "_deadline_s",
         "_lifecycle",
         "_limiter",
-        "_max_body",
         "_published",
     )
 
@@ -66,7 +65,6 @@ class EdgeGuard:
         self._auth = JwtVerifier(settings.auth) if settings.auth.enabled else None
         self._limiter = RateLimiter(settings.rate_limit) if settings.rate_limit.enabled else None
         self._client_ip = ClientIp(settings.trusted_proxies)
-        self._max_body = settings.max_body_bytes
         self._deadline_s = deadline_s
         self._concurrency = AdaptiveLimit(_limit_policy(settings))
         self._published = int(self._concurrency.limit)
@@ -82,9 +80,9 @@ class EdgeGuard:
         if request.path in EXEMPT_PATHS:
             return await handler(request)
         if request.body_exists:
-            length = request.content_length
-            if length is None or length > self._max_body:
-                raise BodyTooLarge(f"a request body may be at most {self._max_body} bytes")
+            # Every route is GET or HEAD, where a body has no meaning: refused, whatever its
+            # size, before anything reads it (aiohttp's own read cap is edge.max_body_bytes).
+            raise BodyTooLarge("a GET or HEAD request carries no body")
         ctx = request[keys.CONTEXT]
         queued = ctx.elapsed()
         if queued >= self._deadline_s:

@@ -64,7 +64,7 @@ HOSTILE: dict[str, tuple[bytes, int, str | None]] = {
     "id of 65 characters": (get("/product-details/" + "A" * 65), 400, "new"),
     "id with ../": (get("/product-details/..%2F..%2Fetc%2Fpasswd"), 400, "new"),
     "GET body 20000 bytes": (get(headers=b"Content-Length: 20000\r\n") + b"a" * 20000, 413, "new"),
-    "GET body 5 bytes": (get(headers=b"Content-Length: 5\r\n") + b"hello", 200, "new"),
+    "GET body 5 bytes": (get(headers=b"Content-Length: 5\r\n") + b"hello", 413, "new"),
     "GET chunked body": (
         get(headers=b"Transfer-Encoding: chunked\r\n") + b"5\r\nhello\r\n0\r\n\r\n",
         413,
