@@ -37,6 +37,13 @@ class Address:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+def announce(host: str, port: int, admin_port: int, note: str = "") -> None:
+    """The two lines an operator (and `make run`, the tests, the bench) waits for: the admin
+    listener first, then the API's."""
+    print(f"bff admin on http://{Address(host, admin_port)}", flush=True)
+    print(f"bff listening on http://{Address(host, port)}{note}", flush=True)
+
+
 def explain(address: Address, exc: OSError) -> ListenError:
     """One line naming the address and the reason, no traceback."""
     if exc.errno == errno.EADDRINUSE:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.web_server import Server
 
+from bff import listeners
 from bff._compat import swap_class
 from bff.admin import create_admin_app
 from bff.app import create_app
@@ -112,8 +113,7 @@ async def serve(
     port, admin_port = ports
     _settle_heap()
     if announce:
-        print(f"bff admin on http://{_url_host(settings.host)}:{admin_port}", flush=True)
-        print(f"bff listening on http://{_url_host(settings.host)}:{port}", flush=True)
+        listeners.announce(settings.host, port, admin_port)
     log.info("worker_started", host=settings.host, port=port, admin_port=admin_port)
     if ready is not None:
         ready()
@@ -163,10 +163,6 @@ async def _start(
     port = await _listen(runner, Address(settings.host, settings.port), reuse_port=reuse_port)
     admin_address = Address(settings.host, settings.admin_port)
     return port, await _listen(admin, admin_address, reuse_port=reuse_port)
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _settle_heap() -> None:

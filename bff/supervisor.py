@@ -26,7 +26,7 @@ from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 
-from bff.listeners import Address, ListenError, reserve
+from bff.listeners import Address, ListenError, announce, reserve
 from bff.observability import metrics
 from bff.observability.logging import configure_logging, log
 from bff.server import install_uvloop, serve
@@ -134,9 +134,7 @@ def _run_workers(settings: Settings, stop: _Stop, port: int, admin_port: int) ->
         workers.append(start(i))
     status = _await_start(settings, stop, workers, started)
     if status is None:
-        host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        print(f"bff admin on http://{host}:{admin_port}", flush=True)
-        print(f"bff listening on http://{host}:{port} ({settings.workers} workers)", flush=True)
+        announce(settings.host, port, admin_port, f" ({settings.workers} workers)")
         log.info("supervisor_started", port=port, admin_port=admin_port, workers=len(workers))
         _watch(stop, workers, start, metrics_dir)
     _stop_all(stop, workers)
