@@ -103,7 +103,8 @@ class PartFetcher:
         def decode(body: bytes) -> Any:  # a stored copy's body (a live one comes decoded)
             return part.decode_or_bad(body, product_id)
 
-        # Wait for a live call until the deadline, not less: a service told our budget gives up
+        # Wait for another request's live call until the deadline, not less (our own call ends
+        # by it through the client's timeouts): a service told our budget gives up
         # 5 ms before it (the propagation margin) and says so, and that must reach us (a 2 ms
         # margin here cut it off in about one run in three); a stale-if-error copy is then a
         # memory lookup, well inside the fan-out's 5 ms of grace past the deadline.

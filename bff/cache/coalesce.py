@@ -1,14 +1,19 @@
 """Single flight: concurrent callers of one key share one call, in this worker.
 
-The first caller (the leader) starts the call as a task of its own; every caller, the leader
-included, waits on it through `asyncio.shield`, each under its own deadline. So:
+The first caller (the leader) makes the call in its own task: no task, no shield, nothing
+extra on the path nearly every call takes (most keys never see a second caller). Callers
+that arrive while it runs (followers) wait for its result, each under its own timeout
+(`timeout_s`). So:
 
-- a caller that leaves (its deadline, its client gone) stops waiting, and only that caller:
-  the call goes on for the others;
-- when the last caller leaves, nobody needs the answer any more and the call is cancelled;
-  the key is freed at once, so a caller arriving then starts a new call instead of joining
-  one that is being cancelled;
-- an exception of the call reaches every caller still waiting.
+- a follower that leaves (its deadline, its client gone) stops waiting, and only that
+  follower: the call goes on for the others;
+- when the leader leaves (cancelled: its deadline, its request answered without this part),
+  its call ends with it; a follower still waiting then takes over with a call of its own (the
+  others join that one). The key is freed at once, so nobody joins a call being cancelled;
+- an exception of the call reaches every follower still waiting.
+
+The leader's call is bounded by the call itself (ours: by the request's deadline, through
+the client's per-attempt timeouts); `timeout_s` bounds a follower's wait for somebody else's.
 
 What may be shared is the caller's decision, through the key: this module knows nothing of
 identities (see `bff.cache.keys`).
@@ -18,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 __all__ = ["SingleFlight"]
@@ -26,10 +30,16 @@ __all__ = ["SingleFlight"]
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
+class _HandedOver(Exception):
+    """The leader left before its call ended: a follower makes the call instead."""
+
+
 class _Call(Generic[T]):
-    task: asyncio.Task[T]
-    waiters: int = 0
+    __slots__ = ("result", "waiters")
+
+    def __init__(self) -> None:
+        self.result: asyncio.Future[T] | None = None  # made when the first follower comes
+        self.waiters = 0  # followers waiting
 
 
 class SingleFlight(Generic[T]):
@@ -45,26 +55,50 @@ class SingleFlight(Generic[T]):
     def in_flight(self, key: str) -> bool:
         return key in self._calls
 
-    async def run(self, key: str, call: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+    async def run(
+        self, key: str, call: Callable[[], Awaitable[T]], timeout_s: float | None = None
+    ) -> tuple[T, bool]:
         """The result of `call()`, made once for all concurrent callers of `key`.
 
-        Returns (result, joined): `joined` is True for a caller that found the call already
-        running. Cancel the caller (e.g. `asyncio.timeout`) to stop waiting.
+        Returns (result, joined): `joined` is True for a caller that got another caller's
+        result. `timeout_s`: how long to wait for another caller's call (TimeoutError past
+        it). Cancel the caller to stop waiting.
         """
-        flight = self._calls.get(key)
-        joined = flight is not None
-        if flight is None:
-            flight = _Call(asyncio.ensure_future(call()))
-            self._calls[key] = flight
-            flight.task.add_done_callback(lambda _: self._forget(key, flight))
+        while True:
+            flight = self._calls.get(key)
+            if flight is None:
+                return await self._lead(key, call), False
+            try:
+                return await self._follow(flight, timeout_s), True
+            except _HandedOver:
+                continue  # the first follower back leads a new call, the others join it
+
+    async def _lead(self, key: str, call: Callable[[], Awaitable[T]]) -> T:
+        flight: _Call[T] = _Call()
+        self._calls[key] = flight
+        try:
+            value = await call()
+        except BaseException as exc:
+            self._forget(key, flight)
+            if flight.result is not None and flight.waiters:
+                handed = isinstance(exc, asyncio.CancelledError)
+                flight.result.set_exception(_HandedOver() if handed else exc)
+            raise
+        self._forget(key, flight)
+        if flight.result is not None and flight.waiters:
+            flight.result.set_result(value)
+        return value
+
+    async def _follow(self, flight: _Call[T], timeout_s: float | None) -> T:
+        if flight.result is None:
+            flight.result = asyncio.get_running_loop().create_future()
         flight.waiters += 1
         try:
-            return await asyncio.shield(flight.task), joined
+            async with asyncio.timeout(timeout_s):
+                # Shielded: a follower that leaves must not cancel what the others wait for.
+                return await asyncio.shield(flight.result)
         finally:
             flight.waiters -= 1
-            if flight.waiters == 0 and not flight.task.done():
-                self._forget(key, flight)
-                flight.task.cancel()
 
     def _forget(self, key: str, flight: _Call[T]) -> None:
         if self._calls.get(key) is flight:

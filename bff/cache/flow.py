@@ -15,7 +15,9 @@ functions, which is all this module knows of it:
 
 - `call(etag)`: one downstream GET (retries, breaker and timeouts inside), sending
   `If-None-Match: etag` when `etag` is not None; returns a `Fetched` (200 or 304; a 304 only
-  when an etag was sent) or raises a `DownstreamError`;
+  when an etag was sent) or raises a `DownstreamError`, by the caller's deadline (it runs in
+  the caller's task, unbounded by anything here: ours ends through the client's per-attempt
+  timeouts);
 - `decode(body)`: the typed value, or raises `BadResponse`.
 
 A stale-while-revalidate refresh runs after the request that started it may have finished:
@@ -25,7 +27,6 @@ deadline.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -83,7 +84,9 @@ async def serve(
     refresh: Callable[[str | None], Awaitable[Fetched]] | None = None,
 ) -> Served[T]:
     """The part's value under the cache's rules. `timeout_s`: how long this caller waits for
-    a live call (a coalesced call goes on for the others); past it, stale-if-error applies.
+    another caller's live call (a coalesced call goes on for the others); past it,
+    stale-if-error applies. The caller's own live call must bound itself (ours ends by the
+    request's deadline); its timeout is a failure like any other.
     `refresh`: the call a background refresh makes (default: `call`)."""
     lookup = await cache.lookup(req)
     if lookup.verdict in (Verdict.FRESH, Verdict.STALE) and lookup.entry is not None:
@@ -107,8 +110,7 @@ async def serve(
         return served.shareable
 
     try:
-        async with asyncio.timeout(timeout_s):
-            served, joined = await cache.coalesce(req, lookup, fetch, shareable)
+        served, joined = await cache.coalesce(req, lookup, fetch, shareable, timeout_s=timeout_s)
     except (DownstreamError, TimeoutError) as exc:
         error = (
             exc if isinstance(exc, DownstreamError) else DownstreamTimeout(req.service, "deadline")

@@ -168,22 +168,27 @@ class PartCache:
         lookup: Lookup,
         call: Callable[[], Awaitable[T]],
         shareable: Callable[[T], bool],
+        *,
+        timeout_s: float | None = None,
     ) -> tuple[T, bool]:
         """`call()`'s result, one call for every concurrent caller of `lookup.key`.
 
         Returns (result, coalesced). A caller whose identity differs from the one that made
         the call gets that result only if `shareable(result)` (the service let it be kept for
-        everyone); otherwise it makes a call of its own. Each caller waits under its own
-        deadline (cancel it to stop waiting); the call is cancelled when nobody waits."""
+        everyone); otherwise it makes a call of its own. A caller that joins another's call
+        waits for it at most `timeout_s` (TimeoutError); its own call is bounded by `call`
+        (see bff.cache.coalesce). Cancel the caller to stop waiting."""
         if not self.enabled:
             return await call(), False
 
         async def led() -> tuple[str, Any]:
             return req.identity, await call()
 
-        (leader, result), joined = await self._flight.run(lookup.key, led)
+        flight = self._flight
+        (leader, result), joined = await flight.run(lookup.key, led, timeout_s)
         if joined and leader != req.identity and not shareable(result):
-            (_, result), _ = await self._flight.run(f"{lookup.key}|u{req.identity}", led)
+            own = f"{lookup.key}|u{req.identity}"
+            (_, result), _ = await flight.run(own, led, timeout_s)
             joined = False
         if joined:
             self._count(req, "coalesced")

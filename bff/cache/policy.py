@@ -71,11 +71,15 @@ class Freshness:
         return max(self.fresh_until, self.swr_until, self.sie_until)
 
 
-def parse_cache_control(value: str) -> dict[str, str | None] | None:
+@functools.lru_cache(maxsize=256)
+def parse_cache_control(value: str) -> Mapping[str, str | None] | None:
     """Directives by lower-case name (value unquoted, None when bare); None when garbage.
 
     Garbage: a name that is not a token, a malformed value, a delta-seconds directive without
     a non-negative integer, one directive given twice with different values.
+
+    Memoised (the result is shared: read it, never change it): a service sends the same
+    few header values over and over, and parsing one costs ~6 us, three parts a request.
     """
     directives: dict[str, str | None] = {}
     for item in value.split(","):
@@ -97,6 +101,7 @@ def parse_cache_control(value: str) -> dict[str, str | None] | None:
     return directives
 
 
+@functools.lru_cache(maxsize=256)
 def vary_names(value: str | None) -> tuple[str, ...] | None:
     """The request header names a response varies on, sorted; None for `Vary: *` or garbage."""
     if value is None:

@@ -1,14 +1,17 @@
 """The race of a hedged attempt: the first GOOD answer of two wins, the other is cancelled.
 
-    wait(primary, delay)        the first request alone, for up to `delay`
-    └─ start_hedge()            None: no hedge (budget, deadline, breaker...); the first
-       │                        request goes on alone
-       └─ first_good(...)       whichever answers first with a final answer (a value, or an
+    first request               runs in the caller's own task (no task of its own: this
+    │                           runs on every call of a service that hedges)
+    ├─ timer at `delay`         start_hedge(): None means no hedge (budget, deadline,
+    │                           breaker...) and the first request goes on alone
+    └─ hedge task               whichever answers first with a final answer (a value, or an
                                 error a retry would not change, like 404) wins; a failed leg
                                 (timeout, 5xx, reset) never wins while the other may still
                                 succeed; when both fail, the first request's error stands
 
-The loser is cancelled and awaited, so aiohttp releases its connection before we return,
+When the hedge wins, the caller's task is cancelled out of the first request the way
+`asyncio.timeout` does it (a cancel it takes back with `uncancel()`), so the first request
+has let go of its connection before we return. A hedge that loses is cancelled and awaited,
 also when the caller itself is cancelled (the fan-out answered at its deadline).
 """
 
@@ -34,68 +37,79 @@ def _good(leg: Leg) -> bool:
     return verdict.error is None or not verdict.retryable
 
 
+def _good_task(task: asyncio.Task[Leg]) -> bool:
+    """A finished hedge whose answer may be used (one that raised never is)."""
+    return not task.cancelled() and task.exception() is None and _good(task.result())
+
+
+class _Race:
+    """The state the timer and the hedge's done callback share with the caller's task."""
+
+    __slots__ = ("due", "first_running", "hedge", "hedge_won", "start_hedge", "task")
+
+    def __init__(self, task: asyncio.Task[Any], due: float, start_hedge: StartHedge) -> None:
+        self.task = task
+        self.due = due
+        self.start_hedge = start_hedge
+        self.hedge: asyncio.Task[Leg] | None = None
+        self.first_running = True
+        self.hedge_won = False  # we cancelled the caller's task out of the first request
+
+    def fire(self) -> None:
+        """The hedge timer: the first request has not answered in time."""
+        hedge = self.start_hedge(max(0.0, time.perf_counter() - self.due))
+        if hedge is not None:
+            self.hedge = hedge
+            hedge.add_done_callback(self.hedge_done)
+
+    def hedge_done(self, hedge: asyncio.Task[Leg]) -> None:
+        if self.first_running and _good_task(hedge):
+            self.hedge_won = True
+            self.task.cancel()
+
+
 async def race(
     primary_leg: Coroutine[Any, Any, Leg], delay: float, start_hedge: StartHedge
 ) -> tuple[Leg, HedgeOutcome | None]:
     """The answer to use, and what became of the hedge (None: none was sent)."""
-    loop = asyncio.get_running_loop()
-    primary = loop.create_task(primary_leg)
-    hedge: asyncio.Task[Leg] | None = None
+    task = asyncio.current_task()
+    assert task is not None, "race runs in a task"
+    state = _Race(task, time.perf_counter() + delay, start_hedge)
+    timer = asyncio.get_running_loop().call_later(delay, state.fire)
     try:
-        late = await _late_unless_done(primary, delay)
-        if late is not None:
-            hedge = start_hedge(late)
+        try:
+            leg = await primary_leg
+        except asyncio.CancelledError:
+            # Ours (the hedge won) unless somebody else cancelled the caller too.
+            if state.hedge_won and task.uncancel() == 0 and state.hedge is not None:
+                return state.hedge.result(), "won"
+            raise
+        finally:
+            state.first_running = False
+            timer.cancel()
+        if state.hedge_won:  # the first request swallowed our cancel and answered anyway
+            task.uncancel()
+        hedge = state.hedge
         if hedge is None:
-            return await primary, None
-        winner = await _first_good(primary, hedge)
-        outcome: HedgeOutcome = "won" if winner is hedge else "lost"
-        if hedge.done() and not _good(hedge.result()):
-            outcome = "failed"
-        return winner.result(), outcome
+            return leg, None
+        if not _good(leg) and not hedge.done():
+            await asyncio.wait([hedge])  # a failed first request waits for the hedge
+        if hedge.done():
+            if _good_task(hedge) and not _good(leg):
+                return hedge.result(), "won"
+            return leg, "failed" if not _good_task(hedge) else "lost"
+        return leg, "lost"
     finally:
-        await _cancel_and_wait(primary, hedge)
+        await _cancel_and_wait(state.hedge)
 
 
-async def _late_unless_done(task: asyncio.Task[Leg], delay: float) -> float | None:
-    """Wait for `task` for at most `delay` seconds (one timer, one future: this runs on
-    every call of a service that hedges). None when it finished; else how many seconds
-    later than asked the timer woke us."""
-    loop = asyncio.get_running_loop()
-    due = time.perf_counter() + delay
-    waiter: asyncio.Future[None] = loop.create_future()
-
-    def wake(_: object = None) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    task.add_done_callback(wake)
-    timer = loop.call_later(delay, wake)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        task.remove_done_callback(wake)
-    return None if task.done() else max(0.0, time.perf_counter() - due)
-
-
-async def _first_good(primary: asyncio.Task[Leg], hedge: asyncio.Task[Leg]) -> asyncio.Task[Leg]:
-    pending: set[asyncio.Task[Leg]] = {primary, hedge}
-    while pending:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        for task in (primary, hedge):  # both done at once: the first request is preferred
-            if task in done and _good(task.result()):
-                return task
-    return primary
-
-
-async def _cancel_and_wait(*tasks: asyncio.Task[Leg] | None) -> None:
-    """Cancel what is still running and wait until it has let go of its connection. Our own
-    cancellation, should it come now, still goes through (`asyncio.wait` never swallows it)."""
-    unfinished = [t for t in tasks if t is not None and not t.done()]
-    for task in unfinished:
-        task.cancel()
-    if unfinished:
-        await asyncio.wait(unfinished)
-    for task in unfinished:
-        if not task.cancelled():
-            task.exception()  # retrieved: a bug in a loser is not logged as "never retrieved"
+async def _cancel_and_wait(task: asyncio.Task[Leg] | None) -> None:
+    """Cancel the hedge if it still runs and wait until it has let go of its connection. Our
+    own cancellation, should it come now, still goes through (`asyncio.wait` never swallows
+    it)."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved: a bug in a loser is not logged as "never retrieved"

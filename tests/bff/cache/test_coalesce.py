@@ -62,18 +62,32 @@ class TestSingleFlight:
         assert await patient == ("answer 1", False)
         assert service.cancelled == 0
 
-    async def test_the_leader_leaving_does_not_cancel_the_call(self) -> None:
+    async def test_the_leader_leaving_hands_the_call_to_a_waiter(self) -> None:
+        """The leader's call runs in the leader's task and ends with it; a follower still
+        waiting makes the call itself (and a third caller joins that one)."""
         flight: SingleFlight[str] = SingleFlight()
         service = Service()
         leader = asyncio.create_task(flight.run("k", service.call))
         await asyncio.sleep(0)
-        follower = asyncio.create_task(flight.run("k", service.call))
+        followers = [asyncio.create_task(flight.run("k", service.call)) for _ in range(2)]
         await asyncio.sleep(0)
         leader.cancel()
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.05)  # the leader's call cleans up, then hands over
         service.release.set()
-        assert await follower == ("answer 1", True)
-        assert service.cancelled == 0
+        assert sorted(await asyncio.gather(*followers)) == [("answer 2", False), ("answer 2", True)]
+        assert (service.calls, service.cancelled) == (2, 1)
+        assert len(flight) == 0
+
+    async def test_a_follower_waits_at_most_its_timeout(self) -> None:
+        flight: SingleFlight[str] = SingleFlight()
+        service = Service()
+        leader = asyncio.create_task(flight.run("k", service.call))
+        await asyncio.sleep(0)
+        with pytest.raises(TimeoutError):
+            await flight.run("k", service.call, timeout_s=0.01)
+        service.release.set()
+        assert await leader == ("answer 1", False)
+        assert (service.calls, service.cancelled) == (1, 0)
 
     async def test_cancelled_when_nobody_waits(self) -> None:
         flight: SingleFlight[str] = SingleFlight()

@@ -18,7 +18,7 @@ from pytest_aiohttp import AiohttpClient
 
 from bff.cache import PartCache, PartRequest
 from bff.cache.flow import Fetched, Served, Source, serve
-from bff.errors import BadResponse, DownstreamError, DownstreamUnavailable
+from bff.errors import BadResponse, DownstreamError, DownstreamTimeout, DownstreamUnavailable
 from bff.settings.cache import CacheSettings
 from mock_services import ServiceKind, create_service_app
 from mock_services.catalogue import inventory_for, product_for, reviews_for
@@ -67,8 +67,18 @@ class Part:
             assert resp.status == 200
 
     async def serve(self, cache: PartCache, pid: str = "P001", **kw: Any) -> Served[Any]:
+        """`timeout_s` bounds the call too, as the real client's deadline does."""
         req = PartRequest.of(self.kind, pid, {})
-        return await serve(cache, req, lambda etag: self.call(pid, etag), self.decode, **kw)
+        timeout_s = kw.get("timeout_s")
+
+        async def call(etag: str | None) -> Fetched:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    return await self.call(pid, etag)
+            except TimeoutError:
+                raise DownstreamTimeout(self.kind, "deadline") from None
+
+        return await serve(cache, req, call, self.decode, **kw)
 
 
 @pytest.fixture
