@@ -5,7 +5,7 @@ downstream service, with request coalescing.
     ├── outcomes.py PartRequest, Lookup (FRESH / STALE / REVALIDATE / MISS), StaleCopy
     ├── policy.py   Cache-Control, Age, Date, ETag, Vary -> absolute deadlines, once
     ├── keys.py     which copy may answer whom: Vary values, identity, coalescing keys
-    ├── memory.py   per-worker LRU bounded in bytes (cachetools)
+    ├── memory.py   per-worker LRU bounded in bytes (an OrderedDict)
     ├── redis_tier.py  optional tier shared by all workers and instances; fails as a miss
     ├── entry.py    the stored records and their versioned msgpack form
     └── coalesce.py single flight per key, each waiter under its own deadline

@@ -57,6 +57,17 @@ class TestMemoryTier:
         assert tier.entry("k", NOW) is None
         assert len(tier) == 0
 
+    def test_replacing_and_dropping_keep_the_byte_count_exact(self) -> None:
+        tier = MemoryTier(10_000)
+        tier.put("k", entry(b"x" * 100))
+        tier.put("k", entry(b"x" * 300))
+        tier.put("s", Shape((), True))
+        assert tier.bytes_used == 300 + 2 * RECORD_OVERHEAD
+        tier.drop("k")
+        tier.drop("missing")
+        assert tier.bytes_used == RECORD_OVERHEAD
+        assert len(tier) == 1
+
     def test_expired_without_validator_is_dropped(self) -> None:
         tier = MemoryTier(10_000)
         tier.put("k", entry(fresh=1, sie=1))
