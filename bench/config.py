@@ -32,12 +32,24 @@ class Scenario:
     env: Mapping[str, str] = field(default_factory=dict)
     # PUT /__faults body per service, applied after the warm-up pass (a cache warmed first).
     faults_after_warmup: Mapping[str, Mapping[str, float | int]] = field(default_factory=dict)
+    # Our BFF's workers in this scenario (None: the run's, BENCH_WORKERS).
+    workers: int | None = None
 
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("seed-64", "seed latencies 50/80/30 ms, 64 connections", 64),
     Scenario("seed-256", "seed latencies 50/80/30 ms, 256 connections", 256),
     Scenario("zero-64", "no simulated latency (max throughput), 64 connections", 64, 0.0),
+    # The baseline is one process. On a machine whose cores the targets share with wrk and the
+    # mocks, every extra process costs CPU per request (fewer events per loop wake-up, more
+    # switches): this pair compares like with like.
+    Scenario(
+        "zero-64-1w",
+        "as zero-64 with ours on one worker, as many processes as the baseline",
+        64,
+        0.0,
+        workers=1,
+    ),
     Scenario(
         "faults-64",
         "seed latencies; reviews: 10% of calls 1 s slow; 64 connections",
@@ -96,6 +108,9 @@ class Config:
     mode: Literal["full", "quick", "smoke"]
     out_dir: Path
     wrk_threads: int = 1
+    # Extra environment of our BFF in every scenario (BENCH_BFF_ENV="BFF_CACHE=off,..."),
+    # over each scenario's own.
+    bff_env: Mapping[str, str] = field(default_factory=dict)
     stamp: str = field(default_factory=lambda: dt.date.today().isoformat())
 
     @property
@@ -129,7 +144,21 @@ class Config:
             mode=mode,
             out_dir=Path(env.get("BENCH_OUT", "").strip() or RESULTS_DIR),
             wrk_threads=int(_positive(env.get("BENCH_WRK_THREADS", "1"), "BENCH_WRK_THREADS")),
+            bff_env=_bff_env(env.get("BENCH_BFF_ENV", "")),
         )
+
+
+def _bff_env(raw: str) -> dict[str, str]:
+    """`BFF_X=1,BFF_Y=off`: settings of our BFF only (the baseline has none)."""
+    out: dict[str, str] = {}
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("BFF_") or not name.replace("_", "").isalnum():
+            raise ConfigError(f"BENCH_BFF_ENV: {item!r} is not BFF_NAME=value")
+        out[name] = value
+    return out
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

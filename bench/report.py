@@ -170,8 +170,10 @@ def write(
         "",
         f"Run at {started:%Y-%m-%d %H:%M} UTC with `{command}`: {len(results) // 2} scenarios, "
         f"each target {config.warmup_s:g} s warm-up + {config.measure_s:g} s measured with wrk, "
-        f"ours with {config.workers} worker(s), the two alternating (who goes first changes "
-        "from one scenario to the next). Tracing: " + mode + ".",
+        f"ours with {config.workers} worker(s) unless the scenario says otherwise"
+        + "".join(f", {k}={v}" for k, v in config.bff_env.items())
+        + ", the two alternating (who goes first changes from one scenario to the next). "
+        "Tracing: " + mode + ".",
         "",
         "Ours runs with `BFF_LOG_LEVEL=WARNING` (no access line per request; the baseline logs "
         "nothing either). CPU is utime+stime of every process of the target (supervisor, "

@@ -182,6 +182,7 @@ class Run:
         position: int,
     ) -> RunResult:
         cfg = self.config
+        workers = scenario.workers or cfg.workers if target == "ours" else 1
         for service, url in urls.items():
             _http("DELETE", f"{url}/__faults")
             if service in scenario.faults:
@@ -195,7 +196,7 @@ class Run:
                 "--port",
                 "0",
                 "--workers",
-                str(cfg.workers),
+                str(workers),
                 "--admin-port",
                 "0",
             ]
@@ -204,13 +205,14 @@ class Run:
         env = self._target_env(target, urls)
         if target == "ours":
             env.update(scenario.env)
+            env.update(cfg.bff_env)
         proc = procs.start(f"{target}-{scenario.name}", argv, env, self.log_dir, ROOT)
         try:
             if target == "ours":  # announces its admin listener (/readyz) first, then the API
                 ready_at, base = proc.wait_for_urls(2)
             else:
                 ready_at = base = proc.wait_for_urls(1)[0]
-            procs.wait_ready(proc, f"{ready_at}/readyz", consecutive=2 * cfg.workers)
+            procs.wait_ready(proc, f"{ready_at}/readyz", consecutive=2 * workers)
 
             def drive(seconds: float) -> wrk.WrkResult:
                 return wrk.run(
