@@ -19,12 +19,14 @@ def product_id(raw: str) -> str:
     return raw
 
 
-def client_budget_s(raw: str | None) -> float | None:
-    """`X-Request-Timeout-Ms`: a whole number of milliseconds, 1 to 999999999."""
-    if raw is None:
+def client_budget_s(values: list[str]) -> float | None:
+    """`X-Request-Timeout-Ms` (every line of it): one whole number of milliseconds, 1 to
+    999999999. Two lines are refused like a bad value: which budget the client meant is
+    anybody's guess, and taking either one would hide its bug."""
+    if not values:
         return None
-    value = raw.strip()
-    if _TIMEOUT_MS.fullmatch(value) is None or int(value) < 1:
+    value = values[0].strip()
+    if len(values) > 1 or _TIMEOUT_MS.fullmatch(value) is None or int(value) < 1:
         raise InvalidRequest(
             "X-Request-Timeout-Ms must be a whole number of milliseconds >= 1",
             field="X-Request-Timeout-Ms",

@@ -22,7 +22,7 @@ _encode = msgspec.json.Encoder().encode
 
 async def get_product_details(request: web.Request) -> web.Response:
     product_id = validation.product_id(request.match_info["id"])
-    client_budget = validation.client_budget_s(request.headers.get("X-Request-Timeout-Ms"))
+    client_budget = validation.client_budget_s(request.headers.getall("X-Request-Timeout-Ms", []))
     declared = request.app[PARTS]
     included = validation.include(request.query.getall("include", []), optional_names(declared))
     parts = [part for part in declared if part.required or part.name in included]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from bff_support import KINDS, BffClient, MakeBff, Mocks, server_timing, timed_get
+from multidict import CIMultiDict
 
 # How far past the deadline an answer may go out: the fan-out's 5 ms safety net plus encoding,
 # as the BFF measures it (Server-Timing `total`), and the loopback round trip on a loaded
@@ -110,6 +111,16 @@ class TestDeadline:
         async with bff.get(
             "/product-details/P001", headers={"X-Request-Timeout-Ms": value}
         ) as resp:
+            assert resp.status == 400
+            body = await resp.json(content_type=None)
+        assert body["invalidParams"][0]["name"] == "X-Request-Timeout-Ms"
+        for kind in KINDS:
+            assert await mocks.requests(kind) == 0
+
+    async def test_two_client_budgets_are_a_400(self, bff: BffClient, mocks: Mocks) -> None:
+        """Which one the client meant is anybody's guess: refused, even when both are valid."""
+        headers = CIMultiDict([("X-Request-Timeout-Ms", "300"), ("X-Request-Timeout-Ms", "300")])
+        async with bff.get("/product-details/P001", headers=headers) as resp:
             assert resp.status == 400
             body = await resp.json(content_type=None)
         assert body["invalidParams"][0]["name"] == "X-Request-Timeout-Ms"
