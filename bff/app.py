@@ -140,6 +140,9 @@ def _session(settings: Settings, resolver: AbstractResolver | None) -> aiohttp.C
         connector=connector,
         # Timeouts come from the deadline and the per-attempt policy, not from aiohttp.
         timeout=aiohttp.ClientTimeout(total=None),
+        # One session calls for every user: a cookie a service set for one call would go out
+        # on everybody's next call. None is kept, none sent (and no jar lookup per call).
+        cookie_jar=aiohttp.DummyCookieJar(),
         raise_for_status=False,
         trust_env=False,
     )
