@@ -35,11 +35,10 @@ class _HandedOver(Exception):
 
 
 class _Call(Generic[T]):
-    __slots__ = ("result", "waiters")
+    __slots__ = ("result",)
 
     def __init__(self) -> None:
         self.result: asyncio.Future[T] | None = None  # made when the first follower comes
-        self.waiters = 0  # followers waiting
 
 
 class SingleFlight(Generic[T]):
@@ -80,25 +79,22 @@ class SingleFlight(Generic[T]):
             value = await call()
         except BaseException as exc:
             self._forget(key, flight)
-            if flight.result is not None and flight.waiters:
+            if (result := flight.result) is not None:
                 handed = isinstance(exc, asyncio.CancelledError)
-                flight.result.set_exception(_HandedOver() if handed else exc)
+                result.set_exception(_HandedOver() if handed else exc)
+                result.exception()  # retrieved: followers that left are not logged about
             raise
         self._forget(key, flight)
-        if flight.result is not None and flight.waiters:
+        if flight.result is not None:
             flight.result.set_result(value)
         return value
 
     async def _follow(self, flight: _Call[T], timeout_s: float | None) -> T:
         if flight.result is None:
             flight.result = asyncio.get_running_loop().create_future()
-        flight.waiters += 1
-        try:
-            async with asyncio.timeout(timeout_s):
-                # Shielded: a follower that leaves must not cancel what the others wait for.
-                return await asyncio.shield(flight.result)
-        finally:
-            flight.waiters -= 1
+        async with asyncio.timeout(timeout_s):
+            # Shielded: a follower that leaves must not cancel what the others wait for.
+            return await asyncio.shield(flight.result)
 
     def _forget(self, key: str, flight: _Call[T]) -> None:
         if self._calls.get(key) is flight:

@@ -50,6 +50,14 @@ class TestRace:
         assert outcome == "won"
         assert first.cancelled
 
+    async def test_the_first_answers_first_and_the_hedge_is_cancelled(self) -> None:
+        first, hedge = Leggy(GOOD, 0.05), Leggy(GOOD, 1.0)
+        leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
+        assert leg[0] is GOOD
+        assert outcome == "lost"
+        assert hedge.started
+        assert hedge.cancelled, "the loser is cancelled, not waited for"
+
     async def test_a_failed_hedge_never_wins_while_the_first_may_succeed(self) -> None:
         first, hedge = Leggy(GOOD, 0.05), Leggy(FAILED, 0.0)
         leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -119,3 +120,29 @@ class TestSingleFlight:
         results = await asyncio.gather(*waiters, return_exceptions=True)
         assert all(isinstance(r, ConnectionResetError) for r in results)
         assert len(flight) == 0
+
+    async def test_an_error_nobody_waits_for_any_more_is_not_logged(self) -> None:
+        """A follower left (its timeout), then the leader's call failed: the error reaches
+        the leader and nobody else, and asyncio has nothing to complain about."""
+        complaints: list[str] = []
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: complaints.append(context["message"]))
+        flight: SingleFlight[str] = SingleFlight()
+        gate = asyncio.Event()
+
+        async def failing() -> str:
+            await gate.wait()
+            raise ConnectionResetError("down")
+
+        leader = asyncio.create_task(flight.run("k", failing))
+        await asyncio.sleep(0)
+        with pytest.raises(TimeoutError):
+            await flight.run("k", failing, timeout_s=0.01)
+        gate.set()
+        await asyncio.wait([leader])
+        assert isinstance(leader.exception(), ConnectionResetError)
+        del leader
+        gc.collect()
+        await asyncio.sleep(0)
+        loop.set_exception_handler(None)
+        assert complaints == []

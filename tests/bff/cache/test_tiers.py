@@ -48,7 +48,12 @@ class TestMemoryTier:
         tier.put("d", entry(b"x" * 1000))
         assert tier.entry("b", NOW) is None
         assert {k for k in "acd" if tier.entry(k, NOW)} == {"a", "c", "d"}
-        assert tier.bytes_used <= 3 * (1000 + RECORD_OVERHEAD)
+        assert tier.bytes_used == 3 * (1000 + RECORD_OVERHEAD)
+
+    def test_a_record_of_exactly_the_budget_is_kept(self) -> None:
+        tier = MemoryTier(1000 + RECORD_OVERHEAD)
+        assert tier.put("k", entry(b"x" * 1000))
+        assert tier.entry("k", NOW) is not None
 
     def test_too_large_is_refused_and_forgets_the_old_copy(self) -> None:
         tier = MemoryTier(2000)
@@ -76,6 +81,12 @@ class TestMemoryTier:
         assert tier.entry("k", later) is None
         assert len(tier) == 1
         assert tier.entry("v", later) is not None  # still good to revalidate with
+
+    def test_a_copy_is_of_no_use_from_the_instant_its_last_window_closes(self) -> None:
+        tier = MemoryTier(10_000)
+        tier.put("k", entry(fresh=1, sie=1))  # of use until NOW + 2, exclusive
+        assert tier.entry("k", NOW + 1.999) is not None
+        assert tier.entry("k", NOW + 2) is None
 
     def test_shapes(self) -> None:
         tier = MemoryTier(10_000)
