@@ -53,19 +53,6 @@ class Group:
 _HOSTILE_FAST = ("-k", "not probe_of_a_half_open_breaker")  # 14 s, the breaker group's job
 GROUPS: tuple[Group, ...] = (
     Group(
-        "session",
-        "session check",
-        ("bff/clients/hedging.py", "bff/cache/coalesce.py", "bff/cache/memory.py"),
-        (
-            "tests/bff/test_hedge_race.py",
-            "tests/bff/test_hedging.py",
-            "tests/bff/cache/test_coalesce.py",
-            "tests/bff/cache/test_tiers.py",
-            "tests/bff/cache/test_flow.py",
-            "tests/bff/test_caching.py",
-        ),
-    ),
-    Group(
         "client",
         "client policy: one attempt",
         (
