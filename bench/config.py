@@ -149,14 +149,16 @@ class Config:
 
 
 def _bff_env(raw: str) -> dict[str, str]:
-    """`BFF_X=1,BFF_Y=off`: settings of our BFF only (the baseline has none)."""
+    """`BFF_X=1,OTEL_Y=z`: settings of our BFF only (the baseline has none): its own and the
+    OpenTelemetry SDK's (e.g. a sampling ratio with BENCH_TRACING=1)."""
     out: dict[str, str] = {}
     for item in (i.strip() for i in raw.split(",")):
         if not item:
             continue
         name, sep, value = item.partition("=")
-        if not sep or not name.startswith("BFF_") or not name.replace("_", "").isalnum():
-            raise ConfigError(f"BENCH_BFF_ENV: {item!r} is not BFF_NAME=value")
+        ours = name.startswith(("BFF_", "OTEL_"))
+        if not sep or not ours or not name.replace("_", "").isalnum():
+            raise ConfigError(f"BENCH_BFF_ENV: {item!r} is not BFF_NAME=value or OTEL_NAME=value")
         out[name] = value
     return out
 

@@ -48,6 +48,8 @@ class TestConfig:
         config = Config.from_env({"BENCH_BFF_ENV": "BFF_CACHE=off, BFF_DEADLINE_MS=800"})
         assert config.bff_env == {"BFF_CACHE": "off", "BFF_DEADLINE_MS": "800"}
         assert Config.from_env({}).bff_env == {}
+        ratio = Config.from_env({"BENCH_BFF_ENV": "OTEL_TRACES_SAMPLER_ARG=0.1"})
+        assert ratio.bff_env == {"OTEL_TRACES_SAMPLER_ARG": "0.1"}
 
     @pytest.mark.parametrize(
         "env",
