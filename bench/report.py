@@ -135,10 +135,13 @@ def tracing_mode(config: Config, results: Sequence[RunResult]) -> str:
         else "the sink received no export: this build of the BFF did not export traces, so "
         "these figures are those of tracing off"
     )
-    return (
-        "on, 100% sampling (OTEL_TRACES_SAMPLER=always_on, OTLP/HTTP to a local sink that "
-        f"discards); {verdict}"
-    )
+    sampler = config.bff_env.get("OTEL_TRACES_SAMPLER")
+    if sampler is None:
+        sampling = "100% sampling (OTEL_TRACES_SAMPLER=always_on"
+    else:
+        arg = config.bff_env.get("OTEL_TRACES_SAMPLER_ARG", "")
+        sampling = f"sampler {sampler}{f' {arg}' if arg else ''} (BENCH_BFF_ENV"
+    return f"on, {sampling}, OTLP/HTTP to a local sink that discards); {verdict}"
 
 
 def write(
