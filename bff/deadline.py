@@ -11,7 +11,7 @@ import time
 
 
 class Deadline:
-    __slots__ = ("_loop", "_t0", "at")
+    __slots__ = ("_loop", "at")
 
     def __init__(
         self,
@@ -23,15 +23,11 @@ class Deadline:
         """`received_at`: the perf_counter time the request arrived (bff.edge.arrival); the
         time it has waited since counts against `budget_s`. None: it starts now."""
         self._loop = loop or asyncio.get_running_loop()
-        # Durations use perf_counter: uvloop's clock ticks in whole milliseconds.
-        now = time.perf_counter()
-        self._t0 = now if received_at is None else min(received_at, now)
-        self.at = self._loop.time() + budget_s - (now - self._t0)
+        # The time already spent is measured on perf_counter (bff.edge.arrival's clock);
+        # the deadline itself is on the loop's clock, which every timer uses.
+        waited = 0.0 if received_at is None else max(0.0, time.perf_counter() - received_at)
+        self.at = self._loop.time() + budget_s - waited
 
     def remaining(self) -> float:
         """Seconds left (negative once past)."""
         return self.at - self._loop.time()
-
-    def elapsed(self) -> float:
-        """Seconds since the request started (high resolution, for timings)."""
-        return time.perf_counter() - self._t0
