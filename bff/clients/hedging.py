@@ -79,11 +79,13 @@ async def race(
     try:
         try:
             leg = await primary_leg
-        except asyncio.CancelledError:
-            # Ours (the hedge won) unless somebody else cancelled the caller too.
-            if state.hedge_won and task.uncancel() == 0 and state.hedge is not None:
-                return state.hedge.result(), "won"
-            raise
+        except BaseException:
+            # Our cancel (the hedge won) comes out as CancelledError, or as whatever the first
+            # request turned it into on its way out; either way it is taken back. Somebody
+            # else's cancel of the caller still goes through.
+            if not state.hedge_won or task.uncancel() or state.hedge is None:
+                raise
+            return state.hedge.result(), "won"
         finally:
             state.first_running = False
             timer.cancel()

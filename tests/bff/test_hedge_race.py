@@ -50,6 +50,34 @@ class TestRace:
         assert outcome == "won"
         assert first.cancelled
 
+    async def test_a_won_hedge_leaves_no_cancel_behind(self) -> None:
+        """The caller's task was cancelled out of the first request; that cancel is taken
+        back, so an outer timeout or a later await does not see it."""
+        first, hedge = Leggy(GOOD, 1.0), Leggy(GOOD, 0.0)
+        _leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
+        assert outcome == "won"
+        task = asyncio.current_task()
+        assert task is not None
+        assert task.cancelling() == 0
+        await asyncio.sleep(0)  # would raise CancelledError if the cancel were still pending
+
+    async def test_a_first_request_that_turns_the_cancel_into_an_error_still_loses(
+        self,
+    ) -> None:
+        async def first() -> Leg:
+            try:
+                await asyncio.sleep(1.0)
+            except asyncio.CancelledError:
+                raise ConnectionResetError("closed while cancelled") from None
+            return GOOD, None
+
+        hedge = Leggy(GOOD, 0.0)
+        leg, outcome = await race(first(), 0.01, lambda _: hedge.start())
+        assert (leg[0], outcome) == (GOOD, "won")
+        task = asyncio.current_task()
+        assert task is not None
+        assert task.cancelling() == 0
+
     async def test_the_first_answers_first_and_the_hedge_is_cancelled(self) -> None:
         first, hedge = Leggy(GOOD, 0.05), Leggy(GOOD, 1.0)
         leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
