@@ -38,13 +38,17 @@ def start_hedge(call: Call, first: Instance, path: str, late_s: float) -> asynci
         permit = c.breaker.admit()
     except CircuitOpen:
         return None
-    instance = c.pool.pick(first)
-    allotted, headers = call.allotment()
-    probe = AttemptProbe(c.tracer, c.name, call.endpoint, call.state, hedge=True)
-    probe.sending(instance, path, headers, c.breaker.state)
-    task = asyncio.get_running_loop().create_task(
-        _observed_leg(call, probe, instance, permit, path, headers, allotted)
-    )
+    try:
+        instance = c.pool.pick(first)
+        allotted, headers = call.allotment()
+        probe = AttemptProbe(c.tracer, c.name, call.endpoint, call.state, hedge=True)
+        probe.sending(instance, path, headers, c.breaker.state)
+        task = asyncio.get_running_loop().create_task(
+            _observed_leg(call, probe, instance, permit, path, headers, allotted)
+        )
+    except BaseException:
+        permit.release()  # a half-open breaker must not wait for a probe that never went
+        raise
 
     def settle(task: asyncio.Task[Leg]) -> None:
         # Also when the task was cancelled before it ever ran (the fan-out answered at

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from bff.clients.classify import Verdict
 from bff.clients.transport import Answer
+from bff.observability.logging import log
 
 Leg = tuple[Verdict, Answer | None]
 HedgeOutcome = Literal["won", "lost", "failed"]
@@ -56,8 +57,13 @@ class _Race:
         self.hedge_won = False  # we cancelled the caller's task out of the first request
 
     def fire(self) -> None:
-        """The hedge timer: the first request has not answered in time."""
-        hedge = self.start_hedge(max(0.0, time.perf_counter() - self.due))
+        """The hedge timer: the first request has not answered in time. A bug in starting
+        the hedge must not go to the loop's handler unseen: logged, and no hedge."""
+        try:
+            hedge = self.start_hedge(max(0.0, time.perf_counter() - self.due))
+        except Exception:
+            log.exception("hedge_not_started")
+            return
         if hedge is not None:
             self.hedge = hedge
             hedge.add_done_callback(self.hedge_done)
@@ -74,6 +80,8 @@ async def race(
     """The answer to use, and what became of the hedge (None: none was sent)."""
     task = asyncio.current_task()
     assert task is not None, "race runs in a task"
+    # Cancels the caller already had (taken or not) are not ours: compared with this count.
+    before = task.cancelling()
     state = _Race(task, time.perf_counter() + delay, start_hedge)
     timer = asyncio.get_running_loop().call_later(delay, state.fire)
     try:
@@ -81,16 +89,20 @@ async def race(
             leg = await primary_leg
         except BaseException:
             # Our cancel (the hedge won) comes out as CancelledError, or as whatever the first
-            # request turned it into on its way out; either way it is taken back. Somebody
-            # else's cancel of the caller still goes through.
-            if not state.hedge_won or task.uncancel() or state.hedge is None:
+            # request turned it into on its way out; either way it is taken back. A cancel of
+            # the caller by somebody else in the meantime still goes through, as a cancel.
+            if not state.hedge_won or state.hedge is None:
                 raise
+            if task.uncancel() > before:
+                raise asyncio.CancelledError from None
             return state.hedge.result(), "won"
         finally:
             state.first_running = False
             timer.cancel()
-        if state.hedge_won:  # the first request swallowed our cancel and answered anyway
-            task.uncancel()
+        # The first request swallowed our cancel and answered anyway (one CancelledError is
+        # delivered for any number of cancels: somebody else's may have been swallowed too).
+        if state.hedge_won and task.uncancel() > before:
+            raise asyncio.CancelledError
         hedge = state.hedge
         if hedge is None:
             return leg, None
@@ -109,7 +121,11 @@ async def _cancel_and_wait(task: asyncio.Task[Leg] | None) -> None:
     """Cancel the hedge if it still runs and wait until it has let go of its connection. Our
     own cancellation, should it come now, still goes through (`asyncio.wait` never swallows
     it)."""
-    if task is None or task.done():
+    if task is None:
+        return
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # retrieved, also when it failed while nobody was looking
         return
     task.cancel()
     await asyncio.wait([task])

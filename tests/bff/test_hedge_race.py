@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 
 from bff.clients.classify import Verdict
 from bff.clients.hedging import Leg, race
@@ -145,3 +147,90 @@ class TestHedgeBudgetIsNotTheRetryBudget:
         before = exhausted()
         assert policy.admit(10.0, 0.005, False, (10, 0)) == "budget"
         assert exhausted() == before
+
+
+class TestCancelsThatAreNotOurs:
+    """The race takes back its own cancel and only that: the caller's other cancels, earlier
+    or at the same moment, still count, and nothing is left for the loop's handler."""
+
+    async def test_a_cancel_the_caller_had_before_does_not_turn_a_won_hedge_into_a_cancel(
+        self,
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0)  # caught, not taken back: cancelling() stays 1
+        first, hedge = Leggy(GOOD, 1.0), Leggy(GOOD, 0.0)
+        _, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
+        assert outcome == "won"
+        assert task.cancelling() == 1
+        task.uncancel()
+
+    async def test_a_cancel_swallowed_with_ours_is_delivered(self) -> None:
+        """The fan-out cancels the caller as the hedge wins; the first request turns the one
+        CancelledError it gets into an answer (as the client turns errors into verdicts)."""
+
+        async def first() -> Leg:
+            try:
+                await asyncio.sleep(1.0)
+            except asyncio.CancelledError:
+                return FAILED, None
+            return GOOD, None
+
+        async def caller() -> None:
+            me = asyncio.current_task()
+            assert me is not None
+
+            def start(_: float) -> asyncio.Task[Leg]:
+                hedge = Leggy(GOOD, 0.0).start()
+                hedge.add_done_callback(lambda _: me.cancel())  # just before the race sees it
+                return hedge
+
+            await race(first(), 0.01, start)
+            await asyncio.sleep(1.0)
+
+        task = asyncio.ensure_future(caller())
+        await asyncio.wait([task], timeout=0.5)
+        assert task.cancelled(), "the fan-out's cancel was lost"
+
+    async def test_a_hedge_that_cannot_start_is_logged_and_the_first_goes_on(self) -> None:
+        complaints = _loop_complaints()
+
+        def start(_: float) -> asyncio.Task[Leg]:
+            raise RuntimeError("a bug in starting the hedge")
+
+        leg, outcome = await race(Leggy(GOOD, 0.03).run(), 0.01, start)
+        assert (leg[0], outcome) == (GOOD, None)
+        assert complaints == []
+
+    async def test_a_hedge_that_failed_as_the_caller_was_cancelled_is_retrieved(self) -> None:
+        complaints = _loop_complaints()
+
+        async def caller() -> None:
+            me = asyncio.current_task()
+            assert me is not None
+
+            async def broken_hedge() -> Leg:
+                me.cancel()  # the fan-out's deadline, in the same turn as the hedge fails
+                raise RuntimeError("a bug in the hedge")
+
+            starter = lambda _: asyncio.ensure_future(broken_hedge())  # noqa: E731
+            await race(Leggy(GOOD, 1.0).run(), 0.01, starter)
+
+        task = asyncio.ensure_future(caller())
+        await asyncio.wait([task])
+        assert task.cancelled()
+        del task
+        gc.collect()
+        await asyncio.sleep(0)
+        assert complaints == []
+
+
+def _loop_complaints() -> list[str]:
+    """What reaches the loop's exception handler from now on (reset with the loop)."""
+    complaints: list[str] = []
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _, context: complaints.append(context["message"])
+    )
+    return complaints
