@@ -2,18 +2,19 @@
 
 The first caller (the leader) makes the call in its own task: no task, no shield, nothing
 extra on the path nearly every call takes (most keys never see a second caller). Callers
-that arrive while it runs (followers) wait for its result, each under its own timeout
-(`timeout_s`). So:
+that arrive while it runs (followers) wait for its result, each until its own deadline
+(`until`). So:
 
 - a follower that leaves (its deadline, its client gone) stops waiting, and only that
   follower: the call goes on for the others;
-- when the leader leaves (cancelled: its deadline, its request answered without this part),
-  its call ends with it; a follower still waiting then takes over with a call of its own (the
-  others join that one). The key is freed at once, so nobody joins a call being cancelled;
+- when the leader leaves (cancelled: its request answered without this part), its call ends
+  with it; a follower still waiting then takes over with a call of its own (the others join
+  that one). The key is freed at once, so nobody joins a call being cancelled;
 - an exception of the call reaches every follower still waiting.
 
-The leader's call is bounded by the call itself (ours: by the request's deadline, through
-the client's per-attempt timeouts); `timeout_s` bounds a follower's wait for somebody else's.
+The leader's call is bounded by the call itself (ours: by the leader's request deadline,
+through the client's per-attempt timeouts: when that deadline ends the call, its timeout is
+what every follower gets); `until` bounds a follower's wait for somebody else's.
 
 What may be shared is the caller's decision, through the key: this module knows nothing of
 identities (see `bff.cache.keys`).
@@ -55,20 +56,21 @@ class SingleFlight(Generic[T]):
         return key in self._calls
 
     async def run(
-        self, key: str, call: Callable[[], Awaitable[T]], timeout_s: float | None = None
+        self, key: str, call: Callable[[], Awaitable[T]], until: float | None = None
     ) -> tuple[T, bool]:
         """The result of `call()`, made once for all concurrent callers of `key`.
 
         Returns (result, joined): `joined` is True for a caller that got another caller's
-        result. `timeout_s`: how long to wait for another caller's call (TimeoutError past
-        it). Cancel the caller to stop waiting.
+        result. `until`: the loop time after which this caller stops waiting for another
+        caller's call (TimeoutError), however many calls it waited for. Cancel the caller to
+        stop waiting.
         """
         while True:
             flight = self._calls.get(key)
             if flight is None:
                 return await self._lead(key, call), False
             try:
-                return await self._follow(flight, timeout_s), True
+                return await self._follow(flight, until), True
             except _HandedOver:
                 continue  # the first follower back leads a new call, the others join it
 
@@ -89,10 +91,10 @@ class SingleFlight(Generic[T]):
             flight.result.set_result(value)
         return value
 
-    async def _follow(self, flight: _Call[T], timeout_s: float | None) -> T:
+    async def _follow(self, flight: _Call[T], until: float | None) -> T:
         if flight.result is None:
             flight.result = asyncio.get_running_loop().create_future()
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout_at(until):
             # Shielded: a follower that leaves must not cancel what the others wait for.
             return await asyncio.shield(flight.result)
 

@@ -185,10 +185,12 @@ class PartCache:
             return req.identity, await call()
 
         flight = self._flight
-        (leader, result), joined = await flight.run(lookup.key, led, timeout_s)
+        # One deadline for every wait of this caller, the second key's included.
+        until = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
+        (leader, result), joined = await flight.run(lookup.key, led, until)
         if joined and leader != req.identity and not shareable(result):
             own = f"{lookup.key}|u{req.identity}"
-            (_, result), _ = await flight.run(own, led, timeout_s)
+            (_, result), _ = await flight.run(own, led, until)
             joined = False
         if joined:
             self._count(req, "coalesced")

@@ -79,13 +79,37 @@ class TestSingleFlight:
         assert (service.calls, service.cancelled) == (2, 1)
         assert len(flight) == 0
 
+    async def test_a_follower_waits_until_its_own_deadline_across_hand_overs(self) -> None:
+        """Its deadline is one instant, not a timeout restarted with each call it waits for."""
+        flight: SingleFlight[str] = SingleFlight()
+        loop = asyncio.get_running_loop()
+
+        async def never() -> str:
+            await asyncio.sleep(10)
+            return "late"
+
+        leader = asyncio.create_task(flight.run("k", never))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(flight.run("k", never))  # takes over from the leader
+        await asyncio.sleep(0)
+        started = loop.time()
+        third = asyncio.create_task(flight.run("k", never, until=started + 0.1))
+        await asyncio.sleep(0.08)
+        leader.cancel()  # hand-over: the third now waits for the second's call
+        with pytest.raises(TimeoutError):
+            await third
+        assert loop.time() - started < 0.15, "the wait restarted at the hand-over"
+        second.cancel()
+        await asyncio.gather(leader, second, return_exceptions=True)
+        assert len(flight) == 0
+
     async def test_a_follower_waits_at_most_its_timeout(self) -> None:
         flight: SingleFlight[str] = SingleFlight()
         service = Service()
         leader = asyncio.create_task(flight.run("k", service.call))
         await asyncio.sleep(0)
         with pytest.raises(TimeoutError):
-            await flight.run("k", service.call, timeout_s=0.01)
+            await flight.run("k", service.call, until=asyncio.get_running_loop().time() + 0.01)
         service.release.set()
         assert await leader == ("answer 1", False)
         assert (service.calls, service.cancelled) == (1, 0)
@@ -137,7 +161,7 @@ class TestSingleFlight:
         leader = asyncio.create_task(flight.run("k", failing))
         await asyncio.sleep(0)
         with pytest.raises(TimeoutError):
-            await flight.run("k", failing, timeout_s=0.01)
+            await flight.run("k", failing, until=asyncio.get_running_loop().time() + 0.01)
         gate.set()
         await asyncio.wait([leader])
         assert isinstance(leader.exception(), ConnectionResetError)
