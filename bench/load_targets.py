@@ -59,11 +59,16 @@ def load_targets(results: Sequence[RunResult], tracing: bool) -> list[Target]:
         base = by.get(("faults-64", "baseline"))
         floor = base.reviews_calls_per_answer if base is not None else 1.0
         p99, extra = faults.latency_ms["p99"], faults.reviews_calls_per_answer - floor
+        figure = f"p99 {p99:.1f} ms, extra {extra:.1%}"
+        if faults.hedges is not None and faults.requests:
+            # With the part cache on, answers outnumber live calls (extra < 0): the hedges'
+            # share of the answers is the figure that says what hedging costs.
+            figure += f", hedges {faults.hedges / faults.requests:.1%} of answers"
         out.append(
             (
                 f"faults-64: p99 <= {c.FAULTS_P99_MS:.0f} ms, extra reviews calls "
                 f"<= {c.FAULTS_EXTRA_CALLS:.0%}",
-                f"p99 {p99:.1f} ms, extra {extra:.1%}",
+                figure,
                 p99 <= c.FAULTS_P99_MS and extra <= c.FAULTS_EXTRA_CALLS,
             )
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import SCENARIOS, Config, ConfigError
+from bench.load_targets import load_targets
 from bench.report import targets
 from bench.runner import RunResult
 
@@ -113,6 +114,28 @@ class TestTargets:
         verdicts = {what: ok for what, _, ok in targets(results, tracing=False)}
         assert verdicts["0 non-2xx in seed-256"] is False
         assert verdicts["p50 at seed-64 <= 80 ms + 1 ms"] is True
+
+
+class TestLoadTargets:
+    """The load scenarios' targets: overload against the seed-256 peak, faults, hedges."""
+
+    def test_goodput_is_judged_against_the_peak_of_the_same_run(self) -> None:
+        results = [
+            _result("seed-256", "ours", statuses={"200": 1000}),
+            _result("overload", "ours", statuses={"200": 950, "503": 500}),
+        ]
+        (goodput,) = [t for t in load_targets(results, tracing=False) if "goodput" in t[0]]
+        assert goodput[1] == "950/s = 95% of 1000/s at seed-256"
+        assert goodput[2] is True
+
+    def test_faults_show_the_hedges_share_of_the_answers(self) -> None:
+        results = [
+            _result("faults-64", "ours", reviews_calls_per_answer=0.6, hedges=5, requests=100),
+            _result("faults-64", "baseline", reviews_calls_per_answer=1.0),
+        ]
+        (faults,) = [t for t in load_targets(results, tracing=False) if "faults" in t[0]]
+        assert faults[1] == "p99 80.5 ms, extra -40.0%, hedges 5.0% of answers"
+        assert faults[2] is True
 
 
 @pytest.mark.slow
