@@ -108,6 +108,7 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_resilience.py",
             "tests/bff/test_hedging.py",
             "tests/bff/test_hedge_race.py",
+            "tests/bff/test_hedge_leg.py",
             "tests/bff/test_parts.py",
         ),
     ),

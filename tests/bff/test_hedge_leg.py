@@ -1,0 +1,119 @@
+"""`start_hedge`: whether the hedge of one attempt goes out, and what it leaves behind.
+
+It runs when the hedge timer fires. Our own late loop refuses it (a first answer most likely
+waits in our queue already); a started hedge is an attempt of its own: a span marked as the
+hedge, a permit of its own released whatever happens, an attempt counted even when the hedge
+is cancelled before it ever ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from bff_support import Mocks
+from call_support import REVIEWS, call_context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import REGISTRY
+from yarl import URL
+
+from bff.clients.attempt import Call
+from bff.clients.base import DownstreamClient
+from bff.clients.hedge_leg import start_hedge
+from bff.deadline import Deadline
+from bff.observability.tracing import CURRENT, RequestTrace
+from bff.resilience.hedge import LATE_S
+from bff.resilience.loop_lag import LoopLag
+from bff.settings import DownstreamSettings
+
+Setup = tuple[DownstreamClient, Call, InMemorySpanExporter]
+
+
+@pytest.fixture
+async def setup(mocks: Mocks) -> AsyncIterator[Setup]:
+    """A reviews client (two instances: the mock twice), traced, and one call of it."""
+    url = URL(mocks.url("reviews"))
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = DownstreamSettings("reviews", (url, url.with_path("/")))
+    async with aiohttp.ClientSession() as session:
+        client = DownstreamClient(
+            settings, session, propagation_margin_s=0.005, tracer=provider.get_tracer("test")
+        )
+        ctx = call_context(Deadline(2.0), {})
+        call = Call(client, ctx, ctx.new_call("reviews"), REVIEWS, "P001")
+        # A sampled request: its calls get client spans.
+        token = CURRENT.set(RequestTrace("ab" * 16, "cd" * 8, "01", None))
+        try:
+            yield client, call, exporter
+        finally:
+            CURRENT.reset(token)
+
+
+def attempts(outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "bff_downstream_attempts_total", {"service": "reviews", "outcome": outcome}
+    )
+    return value or 0.0
+
+
+class TestRefused:
+    async def test_a_timer_that_fired_late_sends_no_hedge(self, setup: Setup) -> None:
+        client, call, _ = setup
+        first = client.pool.pick(None)
+        assert start_hedge(call, first, "/reviews/P001", LATE_S + 0.001) is None
+        assert client.hedging.budget_counts[1] == 0
+
+    async def test_a_starved_loop_sends_no_hedge_even_on_time(self, setup: Setup) -> None:
+        client, call, _ = setup
+        client.loop_lag = LoopLag()
+        client.loop_lag.lag = 1.0  # the loop-lag probe says our loop runs a second late
+        assert start_hedge(call, client.pool.pick(None), "/reviews/P001", 0.0) is None
+
+
+class TestStarted:
+    async def test_a_hedge_just_within_the_lateness_bound_goes_out_as_a_hedge(
+        self, setup: Setup
+    ) -> None:
+        client, call, exporter = setup
+        first = client.pool.pick(None)
+        before = attempts("ok")
+        hedge = start_hedge(call, first, "/reviews/P001", LATE_S)
+        assert hedge is not None
+        verdict, answer = await hedge
+        assert verdict.error is None
+        assert answer is not None
+        assert answer.status == 200
+        assert attempts("ok") == before + 1
+        (span,) = exporter.get_finished_spans()
+        attributes = dict(span.attributes or {})
+        assert attributes["bff.hedge"] is True
+        assert attributes["bff.service"] == "reviews"
+        assert attributes["url.full"].endswith("/reviews/P001")
+        assert attributes["bff.breaker.state"] == "closed"
+        assert attributes["bff.outcome"] == "ok"
+        # The other instance than the first request's.
+        assert attributes["bff.instance"] != str(first.base_url)
+        assert client.hedging.budget_counts[1] == 1
+
+    async def test_a_hedge_cancelled_before_it_ran_is_counted_and_releases_its_permit(
+        self, setup: Setup
+    ) -> None:
+        client, call, exporter = setup
+        before = attempts("cancelled")
+        hedge = start_hedge(call, client.pool.pick(None), "/reviews/P001", 0.0)
+        assert hedge is not None
+        hedge.cancel()  # the fan-out answered at its deadline just then
+        await asyncio.gather(hedge, return_exceptions=True)
+        assert attempts("cancelled") == before + 1
+        (span,) = exporter.get_finished_spans()
+        assert dict(span.attributes or {})["bff.outcome"] == "cancelled"
+        # The permit went back: a half-open breaker would admit its probe now.
+        client.breaker._cb.open()
+        client.breaker._opened_at = 0.0
+        assert client.breaker.admit().probe
