@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Config
-from bench.load_targets import latency_rows, load_targets
+from bench.load_targets import cpu_target, latency_rows, load_targets
 from bench.runner import RunResult, as_json
 
 SLOWEST_PART_MS = 80.0  # reviews at seed latency: the floor of a complete answer
@@ -78,32 +78,7 @@ def targets(results: Sequence[RunResult], tracing: bool) -> list[tuple[str, str,
         p50, p99 = (o.latency_ms[k] - SLOWEST_PART_MS for k in ("p50", "p99"))
         out.append(("p50 at seed-64 <= 80 ms + 1 ms", f"+{p50:.1f} ms", p50 <= 1.0))
         out.append(("p99 at seed-64 <= 80 ms + 6 ms", f"+{p99:.1f} ms", p99 <= 6.0))
-    if pairs:
-        limit = 0.8 if tracing else 0.6
-        ratios = {
-            n: o.cpu_ms_per_req / b.cpu_ms_per_req
-            for n, (o, b) in pairs.items()
-            if b.cpu_ms_per_req
-        }
-        worst = max(ratios, key=ratios.__getitem__)
-        figure = ", ".join(f"{n} {v:.2f}x" for n, v in ratios.items())
-        out.append(
-            (
-                f"CPU/request <= {limit} x baseline (tracing {'on' if tracing else 'off'}), "
-                f"every scenario",
-                f"{figure} (worst: {worst})",
-                ratios[worst] <= limit,
-            )
-        )
-    if "zero-64" in pairs:
-        o, b = pairs["zero-64"]
-        out.append(
-            (
-                "zero-latency throughput >= 1.5 x baseline",
-                _ratio(o.rps, b.rps),
-                o.rps >= 1.5 * b.rps,
-            )
-        )
+    out += cpu_target(results, 0.8 if tracing else 0.6, tracing)
     return out
 
 
@@ -157,6 +132,7 @@ def write(
     pairs = _pairs(results)
     mode = tracing_mode(config, results)
     goals = targets(results, config.tracing)
+    load_goals = load_targets(results, config.tracing)
 
     plot_note: str
     try:
@@ -203,10 +179,7 @@ def write(
         "",
         "| target | figure | |",
         "|---|---|---|",
-        *(
-            f"| {what} | {figure} | {mark[ok]} |"
-            for what, figure, ok in load_targets(results, config.tracing)
-        ),
+        *(f"| {what} | {figure} | {mark[ok]} |" for what, figure, ok in load_goals),
         "",
         "Latency per answer kind, on wrk's side (each answer matched to its request by the "
         "X-Request-ID it echoes); reviews calls per answer from the reviews mock's /__stats "
@@ -245,10 +218,7 @@ def write(
         "measure_s": config.measure_s,
         "machine": dict(facts),
         "targets": [{"target": w, "figure": f, "met": ok} for w, f, ok in goals],
-        "load_targets": [
-            {"target": w, "figure": f, "met": ok}
-            for w, f, ok in load_targets(results, config.tracing)
-        ],
+        "load_targets": [{"target": w, "figure": f, "met": ok} for w, f, ok in load_goals],
         "results": as_json(list(results)),
     }
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
