@@ -11,9 +11,7 @@ Server-Timing, with wide margins.
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -42,23 +40,9 @@ def costly_to_serve(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     monkeypatch.setattr(product_details, "aggregate", costly)
 
 
-@pytest.fixture
-def worker_heap() -> Iterator[None]:
-    """The heap as a worker has it: its start-up objects frozen out of the collector's sight
-    (bff.server does so at start). In the test process the heap also holds what every earlier
-    test left; a full collection of it in the middle of the burst paused the loop for
-    hundreds of ms in one full-suite run out of three, which no worker would see."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 class TestOverload:
     async def test_a_saturating_load_gets_fast_503s_and_the_served_keep_the_deadline(
-        self, serve: Serve, monkeypatch: pytest.MonkeyPatch, worker_heap: None
+        self, serve: Serve, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         url = await serve(BFF_DEADLINE_MS=str(DEADLINE_MS))
         costly_to_serve(monkeypatch, COST_S)

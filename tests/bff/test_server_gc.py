@@ -22,6 +22,6 @@ def test_settle_heap_freezes_start_up_objects_and_raises_the_young_threshold(
     restore_gc: None,
 ) -> None:
     _, older, oldest = gc.get_threshold()
-    server._settle_heap()
+    server.settle_heap()
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == (server._YOUNG_GC_THRESHOLD, older, oldest)
