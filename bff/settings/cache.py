@@ -1,6 +1,7 @@
 """Cache and compression settings: the per-part cache, its Redis tier, our answer's encoding.
 
-Operators turn the cache off (`BFF_CACHE=off`) and size its memory (`BFF_CACHE_MAX_BYTES`);
+Operators turn the cache off (`BFF_CACHE=off`), size its memory (`BFF_CACHE_MAX_BYTES`) and
+set the smallest answer worth compressing (`BFF_COMPRESS_MIN_BYTES`);
 the Redis tier uses the one shared `Settings.redis_url` (BFF_REDIS_URL), as the rate
 limit does. The rest are fixed values with their reasons."""
 
@@ -25,7 +26,8 @@ class CacheSettings:
     max_ttl_s: float = 86_400.0
     # Per Redis lookup (one round trip is ~0.1-0.3 ms on a LAN); past it, a miss.
     redis_timeout_ms: float = 5.0
-    # Answers smaller than this go out uncompressed (the saving would not pay the CPU).
+    # Answers smaller than this go out uncompressed (the saving would not pay the CPU);
+    # BFF_COMPRESS_MIN_BYTES.
     compress_min_bytes: int = 1024
 
 
@@ -35,5 +37,6 @@ def cache_from(env: Environment) -> CacheSettings:
         **given(
             enabled=UNSET if env.cache is UNSET else env.cache == "on",
             max_bytes=env.cache_max_bytes,
+            compress_min_bytes=env.compress_min_bytes,
         )
     )

@@ -91,6 +91,7 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True, rename=_variable):
     redis_url: RedisUrl | UnsetType = UNSET
     cache: Switch | UnsetType = UNSET
     cache_max_bytes: Count | UnsetType = UNSET
+    compress_min_bytes: Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)] | UnsetType = UNSET
     # The front door.
     max_in_flight: Count | UnsetType = UNSET
     rate_limit_rate: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | UnsetType = UNSET

@@ -60,7 +60,6 @@ RETIRED = frozenset(
         "BFF_KEEPALIVE_TIMEOUT_S",
         "BFF_CACHE_MAX_TTL_S",
         "BFF_CACHE_REDIS_TIMEOUT_MS",
-        "BFF_COMPRESS_MIN_BYTES",
     ]
 )
 _KNOWN = frozenset(PUBLIC) | TOOLS

@@ -144,7 +144,7 @@ class TestOurAnswer:
 
     @pytest.mark.parametrize("coding", ["gzip", "br"])
     async def test_compressed_and_decoded(self, make_bff: MakeBff, coding: str) -> None:
-        bff = await make_bff({"cache.compress_min_bytes": 0})
+        bff = await make_bff(BFF_COMPRESS_MIN_BYTES=0)
         resp, body = await get(bff, headers={"Accept-Encoding": coding})
         assert resp.headers["Content-Encoding"] == coding
         assert body["product"]["id"] == ID

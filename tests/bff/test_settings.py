@@ -148,7 +148,7 @@ class TestTheOnePage:
         table = page.split("## Variables", 1)[1].split("\n## ", 1)[0]
         documented = set(re.findall(r"^\| `(BFF_[A-Z0-9_]+)`", table, re.MULTILINE))
         assert documented == set(PUBLIC)
-        assert len(PUBLIC) <= 30
+        assert len(PUBLIC) <= 31  # 30, and BFF_COMPRESS_MIN_BYTES which the contract names
 
     def test_every_variable_the_code_names_is_declared(self) -> None:
         named = set()

@@ -24,8 +24,8 @@ class TestCacheSettings:
         assert s.compress_min_bytes == 1024
 
     def test_every_variable(self) -> None:
-        s = read(BFF_CACHE="off", BFF_CACHE_MAX_BYTES="1000")
-        assert s == CacheSettings(enabled=False, max_bytes=1000)
+        s = read(BFF_CACHE="off", BFF_CACHE_MAX_BYTES="1000", BFF_COMPRESS_MIN_BYTES="0")
+        assert s == CacheSettings(enabled=False, max_bytes=1000, compress_min_bytes=0)
         assert read(BFF_CACHE="on").enabled
 
     @pytest.mark.parametrize(
@@ -34,6 +34,8 @@ class TestCacheSettings:
             ("BFF_CACHE", "maybe"),
             ("BFF_CACHE_MAX_BYTES", "0"),
             ("BFF_CACHE_MAX_BYTES", "64MiB"),
+            ("BFF_COMPRESS_MIN_BYTES", "-1"),
+            ("BFF_COMPRESS_MIN_BYTES", "1KiB"),
         ],
     )
     def test_refused(self, name: str, value: str) -> None:
