@@ -108,8 +108,7 @@ class PartFetcher:
         # 5 ms before it (the propagation margin) and says so, and that must reach us (a 2 ms
         # margin here cut it off in about one run in three); a stale-if-error copy is then a
         # memory lookup, well inside the fan-out's 5 ms of grace past the deadline.
-        timeout_s = max(0.0, ctx.deadline.remaining())
-        return await serve(cache, req, call, decode, timeout_s=timeout_s, refresh=refresh)
+        return await serve(cache, req, call, decode, until=ctx.deadline.at, refresh=refresh)
 
     def _record(self, part: Part[Any], state: PartCall, served: Served[Any]) -> None:
         """The part has a value: its call is "ok", whatever a failed live call said before a

@@ -80,12 +80,12 @@ async def serve(
     call: Callable[[str | None], Awaitable[Fetched]],
     decode: Callable[[bytes], T],
     *,
-    timeout_s: float | None = None,
+    until: float | None = None,
     refresh: Callable[[str | None], Awaitable[Fetched]] | None = None,
 ) -> Served[T]:
-    """The part's value under the cache's rules. `timeout_s`: how long this caller waits for
-    another caller's live call (a coalesced call goes on for the others); past it,
-    stale-if-error applies. The caller's own live call must bound itself (ours ends by the
+    """The part's value under the cache's rules. `until` (loop time): when this caller stops
+    waiting for another caller's live call (a coalesced call goes on for the others); past
+    it, stale-if-error applies. The caller's own live call must bound itself (ours ends by the
     request's deadline); its timeout is a failure like any other.
     `refresh`: the call a background refresh makes (default: `call`)."""
     lookup = await cache.lookup(req)
@@ -110,7 +110,7 @@ async def serve(
         return served.shareable
 
     try:
-        served, joined = await cache.coalesce(req, lookup, fetch, shareable, timeout_s=timeout_s)
+        served, joined = await cache.coalesce(req, lookup, fetch, shareable, until=until)
     except (DownstreamError, TimeoutError) as exc:
         error = (
             exc if isinstance(exc, DownstreamError) else DownstreamTimeout(req.service, "deadline")

@@ -169,15 +169,15 @@ class PartCache:
         call: Callable[[], Awaitable[T]],
         shareable: Callable[[T], bool],
         *,
-        timeout_s: float | None = None,
+        until: float | None = None,
     ) -> tuple[T, bool]:
         """`call()`'s result, one call for every concurrent caller of `lookup.key`.
 
         Returns (result, coalesced). A caller whose identity differs from the one that made
         the call gets that result only if `shareable(result)` (the service let it be kept for
         everyone); otherwise it makes a call of its own. A caller that joins another's call
-        waits for it at most `timeout_s` (TimeoutError); its own call is bounded by `call`
-        (see bff.cache.coalesce). Cancel the caller to stop waiting."""
+        waits for it until `until` (loop time; TimeoutError past it), every wait included; its
+        own call is bounded by `call` (see bff.cache.coalesce). Cancel it to stop waiting."""
         if not self.enabled:
             return await call(), False
 
@@ -185,8 +185,6 @@ class PartCache:
             return req.identity, await call()
 
         flight = self._flight
-        # One deadline for every wait of this caller, the second key's included.
-        until = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
         (leader, result), joined = await flight.run(lookup.key, led, until)
         if joined and leader != req.identity and not shareable(result):
             own = f"{lookup.key}|u{req.identity}"

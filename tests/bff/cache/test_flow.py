@@ -67,9 +67,12 @@ class Part:
             assert resp.status == 200
 
     async def serve(self, cache: PartCache, pid: str = "P001", **kw: Any) -> Served[Any]:
-        """`timeout_s` bounds the call too, as the real client's deadline does."""
+        """`timeout_s` bounds the call too, as the real client's deadline does; the cache's
+        wait for another caller's call ends at the same instant."""
         req = PartRequest.of(self.kind, pid, {})
-        timeout_s = kw.get("timeout_s")
+        timeout_s = kw.pop("timeout_s", None)
+        if timeout_s is not None:
+            kw["until"] = asyncio.get_running_loop().time() + timeout_s
 
         async def call(etag: str | None) -> Fetched:
             try:
@@ -185,7 +188,7 @@ class TestStaleIfError:
         await part.serve(cache)
         await part.faults(latency_ms=2000)
         clock.advance(100)
-        served = await part.serve(cache, timeout_s=0.05)
+        served = await part.serve(cache, timeout_s=0.05)  # the call's bound and the wait's
         assert served.source is Source.STALE
 
     async def test_not_found_is_not_an_error(self, cache: PartCache, part: Part) -> None:
