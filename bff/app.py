@@ -71,7 +71,8 @@ async def _part_cache(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await cache.close()
+        if cache is not None:
+            await cache.close()
 
 
 async def _tracer_provider(app: web.Application) -> AsyncIterator[None]:

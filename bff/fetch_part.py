@@ -54,7 +54,7 @@ class PartFetcher:
         """`refresh_budget_s`: the deadline of a background (stale-while-revalidate) refresh,
         which runs after the request that started it may have been answered."""
         self._clients = clients
-        self._cache = cache if cache is not None and cache.enabled else None
+        self._cache = cache
         self._product_id = product_id
         self._ctx = ctx
         self._refresh_budget_s = refresh_budget_s

@@ -29,13 +29,16 @@ __all__ = [
 ]
 
 
-def open_part_cache(settings: CacheSettings, redis_url: str | None = None) -> PartCache:
-    """The worker's cache, with its Redis tier when `redis_url` is set (BFF_REDIS_URL).
+def open_part_cache(settings: CacheSettings, redis_url: str | None = None) -> PartCache | None:
+    """The worker's cache, with its Redis tier when `redis_url` is set (BFF_REDIS_URL); None
+    when the cache is off (BFF_CACHE=off).
 
     Connects lazily (nothing happens before the first lookup); `await cache.close()` at
     shutdown."""
+    if not settings.enabled:
+        return None
     redis = None
-    if settings.enabled and redis_url:
+    if redis_url:
         redis = RedisTier(
             redis_url,
             timeout_s=settings.redis_timeout_ms / 1000,

@@ -12,8 +12,8 @@ One per worker. The calls a part makes, in order:
     bad body     cache.drop(lookup)             (a copy that no longer decodes)
 
 Calls go through `cache.coalesce(req, lookup, call, shareable)` so that concurrent callers
-of one key share one. With the cache off every method is a cheap no-op (MISS, no storing,
-no coalescing), so the same client code runs either way.
+of one key share one. With the cache off there is no `PartCache` at all (`open_part_cache`
+gives None) and a part goes straight to its client.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ class PartCache:
     ) -> None:
         """`redis`: the shared tier (see `open_part_cache`); `clock`: epoch seconds."""
         self.settings = settings
-        self.enabled = settings.enabled
         self._memory = MemoryTier(settings.max_bytes)
         self._redis = redis
         self._clock = clock
@@ -62,8 +61,6 @@ class PartCache:
     # -- lookup ----------------------------------------------------------------------------
 
     async def lookup(self, req: PartRequest) -> Lookup:
-        if not self.enabled:
-            return Lookup(Verdict.MISS, req.base)
         now = self._clock()
         where = shape_key(req.base)
         shape = self._memory.shape(where)
@@ -103,8 +100,6 @@ class PartCache:
 
         `headers`: the response's, case-insensitive (aiohttp's `resp.headers`). A response
         the service no longer lets us store also forgets the copy this request had."""
-        if not self.enabled:
-            return None
         now = self._clock()
         meta = freshness(
             headers, now=now, identified=req.identified, max_ttl_s=self.settings.max_ttl_s
@@ -124,7 +119,7 @@ class PartCache:
         The rules are `bff.cache.renewal`'s. A copy the 304 confirms but that may no longer
         be kept is returned (it answers this request) and forgotten."""
         old = lookup.entry
-        if old is None or not self.enabled:
+        if old is None:
             return None
         now = self._clock()
         meta = renewed(
@@ -178,8 +173,6 @@ class PartCache:
         everyone); otherwise it makes a call of its own. A caller that joins another's call
         waits for it until `until` (loop time; TimeoutError past it), every wait included; its
         own call is bounded by `call` (see bff.cache.coalesce). Cancel it to stop waiting."""
-        if not self.enabled:
-            return await call(), False
 
         async def led() -> tuple[str, Any]:
             return req.identity, await call()
@@ -199,7 +192,7 @@ class PartCache:
 
         `call` makes the conditional request and stores what comes back itself; it must
         bound its own time. Its failures are its own: the served copy stays as it was."""
-        if not self.enabled or lookup.key in self._refreshing:
+        if lookup.key in self._refreshing:
             return False
         task = asyncio.ensure_future(call())
         self._refreshing[lookup.key] = task

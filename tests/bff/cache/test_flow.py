@@ -239,8 +239,3 @@ class TestHerd:
         assert sources.count(Source.LIVE) == 1
         assert sources.count(Source.COALESCED) == 499
         assert all(a.value == reviews_for("P042") for a in answers)
-
-    async def test_cache_off_makes_every_call(self, clock: Clock, part: Part) -> None:
-        cache = PartCache(CacheSettings(enabled=False), clock=clock)
-        await asyncio.gather(*(part.serve(cache) for _ in range(5)))
-        assert await part.requests() == 5
