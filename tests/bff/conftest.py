@@ -65,8 +65,7 @@ def admin_for(aiohttp_client: AiohttpClient) -> Callable[[BffClient], Awaitable[
 @pytest.fixture
 async def serve(mocks: Mocks) -> AsyncIterator[Serve]:
     """Start the BFF with the production runner on a free port, its heap settled as a worker
-    settles it once listening (`settle_heap`: without it, a full collection of the heap
-    every earlier test left paused the loop for 200+ ms mid-test); returns its base URL."""
+    settles it once listening (`settle_heap`); returns its base URL."""
     runners: list[web.AppRunner] = []
     threshold = gc.get_threshold()
 
@@ -86,5 +85,4 @@ async def serve(mocks: Mocks) -> AsyncIterator[Serve]:
     finally:
         for runner in runners:
             await runner.cleanup()
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
+        gc.set_threshold(*threshold)  # the heap stays frozen, as the suite keeps it

@@ -271,6 +271,9 @@ class TestInstances:
             await dead.faults(latency_ms=0, reset_rate=1)  # accepts, then drops the connection
             bff = await make_bff(
                 BFF_PRODUCT_URL=f"{live.url},{dead.url}",
+                # A retry is sent only while the deadline holds the service's p90 latency:
+                # a loop stalled for 300 ms (a loaded CI machine) must not use up that room.
+                BFF_DEADLINE_MS=2000,
                 fields={
                     "product.outlier.consecutive_failures": 2,
                     "product.outlier.base_ejection_s": 0.5,

@@ -12,16 +12,19 @@ from bff import server
 
 @pytest.fixture
 def restore_gc() -> Iterator[None]:
+    """A heap nobody froze yet (the suite freezes its own); frozen again after."""
     threshold = gc.get_threshold()
-    yield
     gc.unfreeze()
+    yield
     gc.set_threshold(*threshold)
+    gc.freeze()
 
 
 def test_settle_heap_freezes_start_up_objects_and_raises_the_young_threshold(
     restore_gc: None,
 ) -> None:
     _, older, oldest = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
     server.settle_heap()
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == (server._YOUNG_GC_THRESHOLD, older, oldest)
