@@ -1,8 +1,9 @@
 """Send one GET to one instance and read its answer: the only module that touches the network.
 
-The body of a 200 is read under a byte cap; other bodies are drained (when small) so the
-connection can be reused, and never decoded. Every exception aiohttp can raise while sending
-or reading, and any broken `Retry-After`, comes out as a `DownstreamError` (`map_exceptions`).
+The body of a 200 is read under a byte cap; other bodies are never decoded, and read (when
+their declared length is small) only so the connection can be reused. Every exception
+aiohttp can raise while sending or reading, and any broken `Retry-After`, comes out as a
+`DownstreamError` (`map_exceptions`).
 """
 
 from __future__ import annotations
@@ -84,9 +85,12 @@ async def send(
                 if resp.status == 200:
                     body = await _read_capped(resp, max_body_bytes, service)
                     return Answer(200, body, None, resp)
-                # Drain small error bodies so the connection can be reused.
-                if (resp.content_length or 0) <= _ERROR_BODY_CAP:
-                    await resp.content.read(_ERROR_BODY_CAP)
+                # A small error body of a declared length is read to its end, so the
+                # connection can be reused; any other is not waited for (the error is the
+                # answer) and its connection closes. One `content.read(n)` would only take
+                # what had arrived so far.
+                if (length := resp.content_length) is not None and length <= _ERROR_BODY_CAP:
+                    await resp.read()
                 wait = retry_after(resp.headers.get("Retry-After"))
                 return Answer(resp.status, b"", wait, resp)
 
