@@ -1,22 +1,19 @@
 """The one edge middleware: edge guard, errors as problem+json, Server-Timing, access log.
 
-It is the only place that turns exceptions into responses: a `BffError` gets its contract
-status, aiohttp's own HTTP errors (404, 405 with `Allow`, 413) become problems too, and any
-other exception is logged with its traceback and answered 500 with nothing internal in it.
+Every exception the guard or a handler raises becomes its problem here (`problems.answered`:
+a `BffError` gets its contract status, aiohttp's own HTTP errors become problems too, and
+any other exception is logged with its traceback and answered 500 with nothing internal).
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bff import problems
 from bff.answer import finish_answer
-from bff.errors import BffError
 from bff.keys import CONTEXT, EDGE, SETTINGS
-from bff.observability.logging import access_log, log
+from bff.observability.logging import access_log
 
 
 @web.middleware
@@ -24,17 +21,9 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     ctx = request[CONTEXT]  # made by the outermost middleware
     request_id = ctx.id
     guard = request.app[EDGE]
-    try:
-        response = await guard(request, handler)
-    except web.HTTPException as exc:
-        response = problems.from_http_exception(exc, instance=request.path, request_id=request_id)
-    except BffError as exc:
-        response = problems.from_error(exc, instance=request.path, request_id=request_id)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("unhandled_error", request_id=request_id, path=request.path)
-        response = problems.internal_error(instance=request.path, request_id=request_id)
+    response = await problems.answered(
+        guard(request, handler), instance=request.path, request_id=request_id
+    )
 
     # Caching headers, our ETag (a 304 when the client holds it) and the content coding.
     min_bytes = request.app[SETTINGS].cache.compress_min_bytes

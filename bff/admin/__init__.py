@@ -12,8 +12,6 @@ and `/metrics` from any of them adds up all of them (prometheus multiprocess mod
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -23,7 +21,6 @@ from bff.admin.metrics import get_metrics
 from bff.edge.headers import stamp
 from bff.keys import LIFECYCLE, REQUEST_ID, SETTINGS
 from bff.lifecycle import Lifecycle
-from bff.observability.logging import log
 from bff.settings import Settings
 
 __all__ = ["create_admin_app"]
@@ -45,15 +42,9 @@ async def _admin_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Request id and problems as on the public port; nothing else (no CORS, no limits)."""
     request_id = validation.request_id(request.headers.get("X-Request-ID"))
     request[REQUEST_ID] = request_id
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        response = problems.from_http_exception(exc, instance=request.path, request_id=request_id)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("unhandled_error", request_id=request_id, path=request.path)
-        response = problems.internal_error(instance=request.path, request_id=request_id)
+    response = await problems.answered(
+        handler(request), instance=request.path, request_id=request_id
+    )
     response.headers["X-Request-ID"] = request_id
     stamp(response.headers)
     return response
