@@ -69,12 +69,15 @@ def _families(address: Address) -> list[tuple[int, tuple[str, int]]]:
 
 
 def probe(address: Address) -> None:
-    """Raise `ListenError` unless every address `host` names is free at `port` (port 0: any
-    free port will do, nothing to check)."""
+    """Raise `ListenError` unless `host` resolves and every address it names is free at
+    `port` (port 0: any free port will do, nothing to check)."""
+    _probe(address, _families(address))
+
+
+def _probe(address: Address, families: list[tuple[int, tuple[str, int]]]) -> None:
     if address.port == 0:
-        _families(address)  # still refuse a host that does not resolve
         return
-    for family, sockaddr in _families(address):
+    for family, sockaddr in families:
         with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
@@ -88,8 +91,9 @@ def probe(address: Address) -> None:
 def reserve(address: Address) -> tuple[socket.socket, int]:
     """Probe, then hold `address` for our SO_REUSEPORT workers; returns the socket and the
     bound port (the one the kernel chose for port 0). The caller closes the socket."""
-    probe(address)
-    family, sockaddr = _families(address)[0]
+    families = _families(address)  # resolved once: the probe and the hold see one answer
+    _probe(address, families)
+    family, sockaddr = families[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
