@@ -71,6 +71,7 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_retry_goes_elsewhere.py",
             "tests/bff/test_retry_that_cannot_go.py",
             "tests/bff/test_body_cap_counts_every_byte.py",
+            "tests/bff/test_error_body_keeps_the_connection.py",
             "tests/bff/test_attempt_bounds.py",
             "tests/bff/test_call_records.py",
             "tests/bff/test_tracing.py",  # each attempt's client span: 2 s

@@ -3,7 +3,8 @@
 `start_hedge` is what `bff.clients.hedging.race` calls when the first request has not
 answered by the service's hedge delay. It may refuse (the hedge budget, the deadline, a
 congested loop, a failing service: `bff.resilience.hedge`; then the breaker, last, since a
-hedge needs a permit of its own). A started hedge is a task with its own span and attempt
+hedge needs a permit of its own), and each refusal is counted by its reason
+(`bff_downstream_hedges_skipped_total`). A started hedge is a task with its own span and attempt
 count; its done callback releases the permit and closes the span even when the task is
 cancelled before it ever ran.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bff.clients.hedging import Leg
 from bff.errors import CircuitOpen
+from bff.observability import metrics
 from bff.observability.downstream import AttemptProbe
 from bff.resilience.breaker import Permit
 from bff.resilience.hedge import LATE_S
@@ -33,10 +35,12 @@ def start_hedge(call: Call, first: Instance, path: str, late_s: float) -> asynci
     remaining = call.deadline.remaining()
     refused = c.hedging.admit(remaining, c.margin, loop_late, c.breaker.counts)
     if refused is not None:
+        metrics.hedges_skipped(c.name, refused).inc()
         return None
     try:
         permit = c.breaker.admit()
     except CircuitOpen:
+        metrics.hedges_skipped(c.name, "breaker").inc()
         return None
     try:
         instance = c.pool.pick(first)

@@ -25,6 +25,10 @@
     bff_process_*, bff_build_info                                 bff.observability.sampler
     bff_concurrency_limit             gauge                         adaptive limit (sum, workers)
     bff_downstream_hedges_total       counter    service, outcome   hedges sent: won, lost, failed
+    bff_downstream_hedges_skipped_total
+                                      counter    service, reason    hedges due, not sent: deadline,
+                                                                    failing, loop_lag, budget,
+                                                                    breaker
 
 Several workers: prometheus_client's multiprocess mode. The supervisor points
 PROMETHEUS_MULTIPROC_DIR at a clean directory *before* the workers start (the library picks
@@ -166,6 +170,14 @@ _HEDGES = Counter(
     ("service", "outcome"),
 )
 
+_HEDGES_SKIPPED = Counter(
+    "bff_downstream_hedges_skipped_total",
+    "Hedges that were due (the first request slower than the hedge delay) but not sent, by "
+    "reason: deadline (no room left for an answer), failing (the service fails too often), "
+    "loop_lag (our own loop runs late), budget (the hedge budget is spent), breaker (no permit).",
+    ("service", "reason"),
+)
+
 request_duration = _Children(_REQUEST_DURATION)
 downstream_duration = _Children(_DOWNSTREAM_DURATION)
 attempts = _Children(_ATTEMPTS)
@@ -182,6 +194,7 @@ instances = _Children(_INSTANCES)
 budget_exhausted = _Children(_BUDGET_EXHAUSTED)
 bulkhead_occupancy = _Children(_BULKHEAD)
 hedges = _Children(_HEDGES)
+hedges_skipped = _Children(_HEDGES_SKIPPED)
 
 
 def set_breaker_state(service: str, state: str) -> None:

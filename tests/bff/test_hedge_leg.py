@@ -62,18 +62,38 @@ def attempts(outcome: str) -> float:
     return value or 0.0
 
 
+def skipped(reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "bff_downstream_hedges_skipped_total", {"service": "reviews", "reason": reason}
+    )
+    return value or 0.0
+
+
 class TestRefused:
+    """No hedge, no budget token spent, and the reason counted."""
+
     async def test_a_timer_that_fired_late_sends_no_hedge(self, setup: Setup) -> None:
         client, call, _ = setup
         first = client.pool.pick(None)
+        before = skipped("loop_lag")
         assert start_hedge(call, first, "/reviews/P001", LATE_S + 0.001) is None
         assert client.hedging.budget_counts[1] == 0
+        assert skipped("loop_lag") == before + 1
 
     async def test_a_starved_loop_sends_no_hedge_even_on_time(self, setup: Setup) -> None:
         client, call, _ = setup
         client.loop_lag = LoopLag()
         client.loop_lag.lag = 1.0  # the loop-lag probe says our loop runs a second late
+        before = skipped("loop_lag")
         assert start_hedge(call, client.pool.pick(None), "/reviews/P001", 0.0) is None
+        assert skipped("loop_lag") == before + 1
+
+    async def test_an_open_breaker_sends_no_hedge(self, setup: Setup) -> None:
+        client, call, _ = setup
+        client.breaker._cb.open()
+        before = skipped("breaker")
+        assert start_hedge(call, client.pool.pick(None), "/reviews/P001", 0.0) is None
+        assert skipped("breaker") == before + 1
 
 
 class TestStarted:

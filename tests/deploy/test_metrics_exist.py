@@ -113,8 +113,16 @@ class TestQueriedMetricsExist:
         async with aiohttp.ClientSession() as session:
             await wait_up(session, f"{reviews}/__stats")
             await wait_up(session, f"{api}/product-details/P1")
-            for i in range(10):
+            # Enough answers for each worker to know the reviews p95 (hedging needs 8).
+            for i in range(40):
                 async with session.get(f"{api}/product-details/P{i}") as resp:
+                    assert resp.status == 200
+            # Every reviews call 100 ms slow: hedges go, then the hedge budget says no.
+            faults = {"slow_rate": 1.0, "slow_ms": 100}
+            async with session.put(f"{reviews}/__faults", json=faults) as resp:
+                assert resp.status < 300
+            for i in range(10):
+                async with session.get(f"{api}/product-details/S{i}") as resp:
                     assert resp.status == 200
             async with session.put(f"{reviews}/__faults", json={"error_rate": 1.0}) as resp:
                 assert resp.status < 300
