@@ -16,7 +16,13 @@ WARM_UP = 12  # > 8 successes: the client now knows the service's p90 (~200 ms h
 async def failing_call_attempts(make_bff: MakeBff, mocks: Mocks, deadline_ms: int) -> int:
     """Teach the BFF that reviews take ~200 ms, then make reviews fail with a 503 after 150 ms,
     and return how many attempts one request sent to reviews."""
-    bff = await make_bff(BFF_DEADLINE_MS=deadline_ms, BFF_REVIEWS_TIMEOUT_MS=400)
+    # No hedging: its delay is capped at 150 ms, the instant the failures below arrive, and a
+    # hedge racing them would be one more request to count.
+    bff = await make_bff(
+        {"reviews.hedge.enabled": False},
+        BFF_DEADLINE_MS=deadline_ms,
+        BFF_REVIEWS_TIMEOUT_MS=400,
+    )
     await mocks.faults("reviews", latency_ms=200)
     for i in range(WARM_UP):
         async with bff.get(f"/product-details/P{i:03}") as resp:
