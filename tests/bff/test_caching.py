@@ -55,9 +55,12 @@ class TestFreshCopies:
         assert "desc" not in server_timing(first.headers["Server-Timing"])["product"]
 
     async def test_cache_off_calls_every_time(self, make_bff: MakeBff, mocks: Mocks) -> None:
-        """Nothing kept and nothing coalesced: five concurrent requests, five calls each."""
+        """Nothing kept and nothing coalesced: five concurrent requests, five calls each, and
+        answers that may not be reused."""
         bff = await make_bff(BFF_CACHE="off")
-        await get(bff)
+        response, _ = await get(bff)
+        # Nothing kept, so nothing to promise: our answer is fresh for no time at all.
+        assert response.headers["Cache-Control"].endswith(", max-age=0")
         before = await calls(mocks)
         await asyncio.gather(*(get(bff) for _ in range(5)))
         assert await calls(mocks) == {k: v + 5 for k, v in before.items()}
