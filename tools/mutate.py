@@ -118,6 +118,7 @@ GROUPS: tuple[Group, ...] = (
         "fan-out and merge",
         ("bff/aggregate.py", "bff/fetch_part.py"),
         (
+            "tests/bff/test_fanout_safety_net.py",
             "tests/bff/test_include.py",
             "tests/bff/test_caching.py",
             "tests/bff/test_contract.py",

@@ -66,6 +66,23 @@ class TestFreshCopies:
         assert await calls(mocks) == {k: v + 5 for k, v in before.items()}
 
 
+class TestNotFoundAsAValue:
+    """A reviews 404 stands for "no reviews yet": an answer, a complete part, not stored."""
+
+    async def test_a_404_for_reviews_is_an_empty_part_and_asked_again_next_time(
+        self, bff: BffClient, mocks: Mocks, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        await mocks.faults("reviews", error_rate=1, error_status=404)
+        before = await mocks.requests("reviews")
+        resp, body = await get(bff)
+        assert (resp.status, body["reviews"], body["degraded"]) == (200, [], {})
+        assert "desc" not in server_timing(resp.headers["Server-Timing"])["reviews"]
+        log = capsys.readouterr().out
+        assert "'reviews': {'outcome': 'ok', 'attempts': 1}" in log
+        await get(bff)
+        assert await mocks.requests("reviews") == before + 2  # nothing was kept
+
+
 class TestHerd:
     """500 concurrent requests for one cold id make exactly one call per service."""
 
@@ -133,7 +150,9 @@ class TestOurAnswer:
     async def test_if_none_match_gets_a_304(self, bff: BffClient) -> None:
         first, _ = await get(bff)
         etag = first.headers["ETag"]
-        assert first.headers["Cache-Control"].startswith(("public, max-age=", "private, max-age="))
+        # Anonymous, every part shareable: public, as fresh as the least fresh part (inventory
+        # sends max-age=2; whole seconds left, rounded down).
+        assert first.headers["Cache-Control"] in ("public, max-age=2", "public, max-age=1")
         again, body = await get(bff, headers={"If-None-Match": etag})
         assert again.status == 304
         assert body is None
@@ -178,6 +197,48 @@ class TestRevalidation:
         # Renewed: fresh again, no call.
         await get(bff)
         assert await mocks.requests("product") == before + 1
+
+
+class TestRefreshInBackground:
+    """A copy past its max-age but within stale-while-revalidate is answered at once, and one
+    call in the background, made as this request's (its id, its forwarded headers, its tag,
+    a budget of its own), renews the copy for the requests after it."""
+
+    @pytest.mark.parametrize("etag", [True, False], ids=["304-renews", "200-replaces"])
+    async def test_a_stale_copy_is_served_and_renewed_behind_the_answer(
+        self, make_bff: MakeBff, mocks: Mocks, etag: bool
+    ) -> None:
+        bff = await make_bff(BFF_DEADLINE_MS=800)
+        swr = "max-age=1, stale-while-revalidate=60"
+        await mocks.faults("reviews", cache_control=swr, etag=etag)
+        await get(bff)
+        await asyncio.sleep(1.2)  # past the max-age
+        before = await mocks.requests("reviews")
+        # This request may take 100 ms: its refresh, which outlives it, must not be bound by it.
+        headers = {"X-Request-ID": "swr-1", "Accept-Language": "de", "X-Request-Timeout-Ms": "100"}
+        resp, body = await get(bff, headers=headers)
+        # Served from the copy (a stale-while-revalidate copy is "cache"; "stale" is the
+        # stale-if-error stand-in for a failed call).
+        assert server_timing(resp.headers["Server-Timing"])["reviews"]["desc"] == "cache"
+        assert body["stale"] == {}
+        for _ in range(100):  # the refresh runs behind the answer: answered within 2 s
+            refresh = (await mocks.stats("reviews"))["recent"][-1]
+            if refresh["headers"].get("x-request-id") == "swr-1" and refresh["status"]:
+                break
+            await asyncio.sleep(0.02)
+        assert await mocks.requests("reviews") == before + 1
+        assert refresh["status"] == (304 if etag else 200)
+        sent = refresh["headers"]
+        assert sent["x-request-id"] == "swr-1"
+        assert sent["accept-language"] == "de"
+        assert ("if-none-match" in sent) is etag
+        # A budget like any call's: the per-attempt timeout (300 ms) within a deadline of its
+        # own (800 ms, not the 100 ms of the request it refreshes for), less the 5 ms margin.
+        assert 250 <= int(sent["x-request-timeout-ms"]) <= 295
+        await asyncio.sleep(0.1)  # the renewed copy is stored as the refresh returns
+        resp, _ = await get(bff)
+        assert server_timing(resp.headers["Server-Timing"])["reviews"]["desc"] == "cache"
+        assert await mocks.requests("reviews") == before + 1  # fresh again: no call
 
 
 class TestUnaskedNotModified:

@@ -245,6 +245,9 @@ class TestUnexpectedExceptions:
         assert (status, body["degraded"]) == (200, {"reviews": "bad_response"})
         out = capsys.readouterr().out
         assert out.count("part_failed_unexpectedly") == 1
+        line = next(line for line in out.splitlines() if "part_failed_unexpectedly" in line)
+        assert "part=reviews" in line
+        assert "error=Boom" in line
         assert "Traceback" in out
         assert "Boom: a bug" in out
         # The breaker permit was released: the breaker heard nothing and is not stuck.

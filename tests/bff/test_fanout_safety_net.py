@@ -1,0 +1,72 @@
+"""The fan-out's safety net. Every call is meant to end by the deadline on its own (the
+client's timeouts do that), but a part whose call does not (a bug of ours) is cut at the
+deadline plus a 5 ms grace and cancelled: an optional part is then degraded as `timeout`, and
+the product fails the answer as a timeout. Driven here by parts whose fetch ignores the
+deadline, which no real client does, so no other test reaches these lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+import pytest
+
+from bff.aggregate import aggregate
+from bff.context import RequestContext
+from bff.deadline import Deadline
+from bff.errors import DownstreamTimeout
+from bff.models import ReviewSummary
+from bff.parts import PARTS, Part
+from mock_services.catalogue import inventory_for, product_for, reviews_for
+
+ID = "P001"
+BUDGET_S = 0.05
+BODIES = {"product": product_for(ID), "reviews": reviews_for(ID), "inventory": inventory_for(ID)}
+
+
+class Fetch:
+    """Answers each part at once, except `hanging`, which never ends unless cancelled."""
+
+    def __init__(self, hanging: str) -> None:
+        self.hanging = hanging
+        self.cancelled: list[str] = []
+
+    async def __call__(self, part: Part[Any]) -> Any:
+        if part.name == self.hanging:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.cancelled.append(part.name)
+                raise
+        return part.decode_or_bad(msgspec.json.encode(BODIES[part.name]), ID)
+
+
+def context() -> RequestContext:
+    ctx = RequestContext("safety-net")
+    ctx.deadline = Deadline(BUDGET_S)
+    return ctx
+
+
+async def test_an_optional_part_past_the_deadline_is_cut_and_degraded_as_a_timeout() -> None:
+    fetch, ctx = Fetch("reviews"), context()
+    assert ctx.deadline is not None
+    body = await asyncio.wait_for(aggregate(PARTS, fetch, ctx), timeout=5)
+    # Answered by the safety timer: not before the deadline, and long before the call's hour.
+    assert asyncio.get_running_loop().time() >= ctx.deadline.at
+    assert body["degraded"] == {"reviews": "timeout"}
+    assert body["error"] == "reviews: timeout"
+    assert (body["reviews"], body["reviewSummary"]) == ([], ReviewSummary(0, None))
+    assert body["product"].id == ID
+    await asyncio.sleep(0)  # the cancellation is delivered on the next turn
+    assert fetch.cancelled == ["reviews"]
+
+
+async def test_the_product_past_the_deadline_fails_the_answer_as_a_timeout() -> None:
+    fetch = Fetch("product")
+    with pytest.raises(DownstreamTimeout) as failed:
+        await asyncio.wait_for(aggregate(PARTS, fetch, context()), timeout=5)
+    assert str(failed.value) == "product: timeout (deadline reached)"
+    await asyncio.sleep(0)
+    assert fetch.cancelled == ["product"]
