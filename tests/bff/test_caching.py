@@ -54,6 +54,15 @@ class TestFreshCopies:
         assert {timing[k].get("desc") for k in KINDS} == {"cache"}
         assert "desc" not in server_timing(first.headers["Server-Timing"])["product"]
 
+    async def test_each_product_has_its_own_copy(self, bff: BffClient, mocks: Mocks) -> None:
+        before = await calls(mocks)
+        for _ in range(2):
+            for product_id in ("P001", "P002"):
+                _, body = await get(bff, f"/product-details/{product_id}")
+                assert body["product"]["id"] == product_id
+                assert body["inventory"]["productId"] == product_id
+        assert await calls(mocks) == {k: v + 2 for k, v in before.items()}
+
     async def test_cache_off_calls_every_time(self, make_bff: MakeBff, mocks: Mocks) -> None:
         """Nothing kept and nothing coalesced: five concurrent requests, five calls each, and
         answers that may not be reused."""
