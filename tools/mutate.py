@@ -168,6 +168,7 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_drain_connection_close.py",
             "tests/bff/test_limits_at_the_boundary.py",
             "tests/bff/test_adaptive_limit.py",
+            "tests/bff/test_edge_limit.py",
             "tests/bff/test_overload.py",
             "tests/bff/test_queueing.py",
         ),

@@ -74,6 +74,11 @@ class EdgeGuard:
     def in_flight(self) -> int:
         return self._concurrency.in_flight
 
+    @property
+    def concurrency(self) -> AdaptiveLimit:
+        """The admission limit (read it, don't drive it: the guard acquires and releases)."""
+        return self._concurrency
+
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS" and self._cors is not None and "Origin" in request.headers:
             return self._cors.preflight(request)

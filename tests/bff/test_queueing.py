@@ -13,6 +13,7 @@ import asyncio
 import aiohttp
 import pytest
 from bff_support import KINDS, Mocks
+from prometheus_client import REGISTRY
 from runner_support import Serve, busy_after_receipt, total_ms
 
 
@@ -43,6 +44,7 @@ class TestQueueingCounts:
         """Its deadline went by while it waited: 503 with Retry-After, and nobody is called."""
         url = await serve(BFF_DEADLINE_MS="200")
         busy_after_receipt(monkeypatch, 0.3)
+        queued_before = REGISTRY.get_sample_value("bff_edge_rejections_total", {"reason": "queued"})
         async with (
             aiohttp.ClientSession() as session,
             session.get(f"{url}/product-details/P001") as resp,
@@ -51,6 +53,9 @@ class TestQueueingCounts:
         assert resp.status == 503
         assert resp.headers["Retry-After"] == "1"
         assert body["type"] == "/problems/overloaded"
+        assert body["detail"] == "the request's deadline passed while it was queued"
+        queued = REGISTRY.get_sample_value("bff_edge_rejections_total", {"reason": "queued"})
+        assert (queued or 0) == (queued_before or 0) + 1
         assert total_ms(resp) >= 290
         for kind in KINDS:
             assert await mocks.requests(kind) == 0, kind
