@@ -177,7 +177,6 @@ GROUPS: tuple[Group, ...] = (
 
 # Survivors that cannot change anything a user or an operator sees: mutant name -> why.
 _HEADER_CASE = "aiohttp's header lookups ignore case"
-_TASK_NAME = "the product task's name is never read (only the optional parts' names are)"
 _FALSY = "only ever tested for truth: None is as false as False"
 _NO_OLD_STATE = (
     "pybreaker notifies listeners only on a transition, always with the state it leaves: "
@@ -228,6 +227,22 @@ _OURS_UNCHANGED = "a DownstreamError matches no mapping: it propagates unchanged
 _TLS_ONLY = (
     "aiohttp reads server_hostname only for a TLS connection: also setting it for http "
     "changes nothing"
+)
+_ZIP_EQUAL = "the parts and their tasks come from one list: zip's strict check never fires"
+_ASSERT_TEXT = (
+    "an assert's message is read only when it fails, and the handler sets the deadline first"
+)
+_ANSWERED_TEXT = "_Answered is caught in PartFetcher.__call__: its message is never read"
+_ONLY_404_VALUE = (
+    "reviews' [] is the only value a 404 stands for, and None merges to the same reviews: []"
+)
+_UNREPORTED_CALL = (
+    "the live call's and the refresh's own PartCall and context are reported nowhere (their "
+    "calls carry the request's id in the headers copied from it): only the request's are"
+)
+_DURATION_AT_REPORT = (
+    "a part's duration left unset is measured when the report is made: the same figure, "
+    "microseconds later"
 )
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 # Survivors that a slow test kills (mutmut's runs leave slow tests out: they start
@@ -295,10 +310,18 @@ EQUIVALENT: dict[str, str] = {
     "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_9": _HEADER_CASE,
     "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_7": _HEADER_CASE,
     "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_8": _HEADER_CASE,
-    "bff.aggregate.x_product_details__mutmut_3": _TASK_NAME,
-    "bff.aggregate.x_product_details__mutmut_12": _TASK_NAME,
-    "bff.aggregate.x_product_details__mutmut_13": _TASK_NAME,
-    "bff.aggregate.x_product_details__mutmut_102": "ReviewSummary.of([]) is _NO_REVIEWS's value",
+    # the fan-out group as of 2026-11-26 (aggregate.py, fetch_part.py)
+    **{f"bff.aggregate.x_aggregate__mutmut_{n}": _ZIP_EQUAL for n in (18, 21, 22)},
+    **{f"bff.aggregate.x__wait__mutmut_{n}": _ZIP_EQUAL for n in (7, 10, 11)},
+    **{f"bff.aggregate.x__wait__mutmut_{n}": _ASSERT_TEXT for n in (27, 28)},
+    **{f"bff.fetch_part.xǁPartFetcherǁ_serve__mutmut_{n}": _ASSERT_TEXT for n in (3, 4)},
+    **{f"bff.fetch_part.xǁ_Answeredǁ__init____mutmut_{n}": _ANSWERED_TEXT for n in (1, 2, 3)},
+    "bff.fetch_part.xǁ_Answeredǁ__init____mutmut_4": _ONLY_404_VALUE,
+    "bff.fetch_part.x__fetched__mutmut_1": _ONLY_404_VALUE,
+    "bff.fetch_part.xǁPartFetcherǁ__call____mutmut_14": _UNREPORTED_CALL,
+    "bff.fetch_part.xǁPartFetcherǁ_serve__mutmut_27": _UNREPORTED_CALL,
+    "bff.fetch_part.xǁPartFetcherǁ_serve__mutmut_44": _UNREPORTED_CALL,
+    "bff.fetch_part.xǁPartFetcherǁ__call____mutmut_32": _DURATION_AT_REPORT,
 }
 
 _TIMING = "mutate-seconds.txt"  # the run's duration and error, for --report-only

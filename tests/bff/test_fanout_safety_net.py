@@ -1,8 +1,10 @@
-"""The fan-out's safety net. Every call is meant to end by the deadline on its own (the
-client's timeouts do that), but a part whose call does not (a bug of ours) is cut at the
-deadline plus a 5 ms grace and cancelled: an optional part is then degraded as `timeout`, and
-the product fails the answer as a timeout. Driven here by parts whose fetch ignores the
-deadline, which no real client does, so no other test reaches these lines.
+"""The fan-out's safety nets, for bugs of ours that no real client has.
+
+Every call is meant to end by the deadline on its own (the client's timeouts do that); a part
+whose call does not is cut at the deadline plus a 5 ms grace and cancelled: an optional part
+is then degraded as `timeout`, and the product fails the answer as a timeout. Every failure
+is meant to be a `DownstreamError`; any other exception is logged once, with the part and
+its type, and stands as that part's `bad_response`. Driven here by a fetch that misbehaves.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 from bff.aggregate import aggregate
 from bff.context import RequestContext
 from bff.deadline import Deadline
-from bff.errors import DownstreamTimeout
+from bff.errors import BadResponse, DownstreamTimeout
 from bff.models import ReviewSummary
 from bff.parts import PARTS, Part
 from mock_services.catalogue import inventory_for, product_for, reviews_for
@@ -26,14 +28,21 @@ BUDGET_S = 0.05
 BODIES = {"product": product_for(ID), "reviews": reviews_for(ID), "inventory": inventory_for(ID)}
 
 
-class Fetch:
-    """Answers each part at once, except `hanging`, which never ends unless cancelled."""
+class Boom(Exception):
+    """A bug of ours."""
 
-    def __init__(self, hanging: str) -> None:
-        self.hanging = hanging
+
+class Fetch:
+    """Answers each part at once, except `hanging`, which never ends unless cancelled, and
+    `broken`, which raises `Boom`."""
+
+    def __init__(self, hanging: str = "", broken: str = "") -> None:
+        self.hanging, self.broken = hanging, broken
         self.cancelled: list[str] = []
 
     async def __call__(self, part: Part[Any]) -> Any:
+        if part.name == self.broken:
+            raise Boom("a bug")
         if part.name == self.hanging:
             try:
                 await asyncio.sleep(3600)
@@ -70,3 +79,20 @@ async def test_the_product_past_the_deadline_fails_the_answer_as_a_timeout() -> 
     assert str(failed.value) == "product: timeout (deadline reached)"
     await asyncio.sleep(0)
     assert fetch.cancelled == ["product"]
+
+
+async def test_an_optional_part_that_raises_a_bug_is_its_bad_response_logged_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    body = await aggregate(PARTS, Fetch(broken="inventory"), context())
+    assert body["degraded"] == {"inventory": "bad_response"}
+    assert body["inventory"] is None
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if "part_failed_unexpectedly" in x]
+    assert "part=inventory" in line
+    assert "error=Boom" in line
+
+
+async def test_the_product_raising_a_bug_fails_the_answer_as_a_bad_response() -> None:
+    with pytest.raises(BadResponse) as failed:
+        await aggregate(PARTS, Fetch(broken="product"), context())
+    assert str(failed.value) == "product: bad_response (unexpected Boom)"
