@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from typing import Any
+
+import pytest
+
 from bff.resilience.adaptive import AdaptiveLimit, AdaptiveLimitPolicy
 
 
@@ -123,3 +129,83 @@ class TestWindows:
         _full(limit, [0.080] * 20 * 12)
         _full(limit, [0.300] * 20 * 5)
         assert limit.limit < 30
+
+
+def _one_window(limit: AdaptiveLimit, rtt_s: float, in_flight: int, queued_s: float = 0.0) -> None:
+    """One request ends with `in_flight` requests in flight (itself included)."""
+    while limit.in_flight < in_flight:
+        assert limit.acquire()
+    limit.release(rtt_s, queued_s)
+
+
+_EXACT = AdaptiveLimitPolicy(initial=100, minimum=1, maximum=10_000, window=1, long_window=600)
+
+
+def _exact(**changes: Any) -> AdaptiveLimitPolicy:
+    """One request per window, a start of 100, bounds out of the way; `changes` on top."""
+    return dataclasses.replace(_EXACT, **changes)
+
+
+class TestTheDocumentedStep:
+    """One window's step, figure by figure, as the module's docstring writes it:
+    target = limit * gradient + max(queue_size 4, sqrt(limit)), then 20 % of the way to it."""
+
+    def test_steady_latency_with_the_limit_in_use_grows_by_the_headroom(self) -> None:
+        limit = AdaptiveLimit(_exact())
+        _one_window(limit, 0.100, in_flight=50)  # exactly half the limit in use: not app-limited
+        # gradient 1: target = 100 + sqrt(100) = 110; limit = 0.8 * 100 + 0.2 * 110
+        assert limit.limit == pytest.approx(102.0)
+
+    def test_under_half_of_the_limit_in_use_teaches_no_growth(self) -> None:
+        limit = AdaptiveLimit(_exact())
+        _one_window(limit, 0.100, in_flight=40)
+        assert limit.limit == 100
+
+    def test_latency_below_the_norm_grows_no_faster_than_steady_latency(self) -> None:
+        limit = AdaptiveLimit(_exact())
+        _one_window(limit, 0.300, in_flight=100)  # the norm: 0.3 s
+        before = limit.limit
+        _one_window(limit, 0.100, in_flight=100)  # 3x faster: the gradient is capped at 1
+        assert limit.limit == pytest.approx(0.8 * before + 0.2 * (before + math.sqrt(before)))
+
+    def test_queueing_past_the_target_shrinks_in_proportion(self) -> None:
+        limit = AdaptiveLimit(_exact(queue_target_s=0.010))
+        _one_window(limit, 0.100, in_flight=100, queued_s=0.0125)
+        # gradient = 0.010 / 0.0125 = 0.8: target = 80 + 10 = 90; limit = 80 + 18
+        assert limit.limit == pytest.approx(98.0)
+
+    def test_a_release_without_a_queue_time_means_no_queueing(self) -> None:
+        limit = AdaptiveLimit(_exact(queue_target_s=0.010))
+        while limit.acquire():
+            pass
+        limit.release(0.100)  # no queue time given
+        assert limit.limit == pytest.approx(102.0)
+
+    def test_the_window_averages_its_queue_times(self) -> None:
+        limit = AdaptiveLimit(_exact(queue_target_s=0.010, window=2))
+        _one_window(limit, 0.100, in_flight=100, queued_s=0.015)
+        _one_window(limit, 0.100, in_flight=100, queued_s=0.010)
+        # mean 0.0125: gradient 0.8, as above
+        assert limit.limit == pytest.approx(98.0)
+
+
+class TestTheLongAverage:
+    def test_a_plain_mean_through_the_warm_up_then_an_exponential_average(self) -> None:
+        # long_window 9: each window after the warm-up moves the average 2 / (9 + 1) = 20 %.
+        limit = AdaptiveLimit(_exact(warmup=1, long_window=9))
+        _one_window(limit, 0.100, in_flight=100)
+        assert limit.long_rtt == pytest.approx(0.100)
+        _one_window(limit, 0.200, in_flight=100)
+        assert limit.long_rtt == pytest.approx(0.120)
+
+    def test_pulled_down_only_while_over_twice_the_window(self) -> None:
+        limit = AdaptiveLimit(_exact())
+        _one_window(limit, 0.300, in_flight=100)
+        _one_window(limit, 0.100, in_flight=100)
+        assert limit.long_rtt == pytest.approx(0.200)  # the mean; exactly twice: not pulled
+
+    def test_over_twice_the_window_it_loses_5_percent(self) -> None:
+        limit = AdaptiveLimit(_exact())
+        _one_window(limit, 0.300, in_flight=100)
+        _one_window(limit, 0.070, in_flight=100)  # mean 0.185 > 2 x 0.07 (but < 3 x 0.07)
+        assert limit.long_rtt == pytest.approx(0.185 * 0.95)

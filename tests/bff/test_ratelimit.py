@@ -107,6 +107,16 @@ class TestClientKey:
         bad = {"Authorization": "Bearer not.a.jwt"}
         assert await statuses(client, 4, **bad) == [401, 401, 401, 429]
 
+    async def test_bad_tokens_spend_their_own_ips_allowance_only(self, make_bff: MakeBff) -> None:
+        client = await make_bff(
+            **TIGHT, BFF_AUTH_JWT_SECRET=SECRET, BFF_TRUSTED_PROXIES="127.0.0.1/32"
+        )
+        bad = {"Authorization": "Bearer not.a.jwt"}
+        first = {**bad, "X-Forwarded-For": "203.0.113.1"}
+        other = {**bad, "X-Forwarded-For": "203.0.113.2"}
+        assert await statuses(client, 4, **first) == [401, 401, 401, 429]
+        assert await statuses(client, 3, **other) == [401, 401, 401]
+
     @pytest.mark.parametrize(
         ("peer", "forwarded", "expected"),
         [
