@@ -1,6 +1,6 @@
 """The one edge middleware: edge guard, errors as problem+json, Server-Timing, access log.
 
-Every exception the guard or a handler raises becomes its problem here (`problems.answered`:
+Every exception the guard or a handler raises becomes its problem here (`problems.from_exception`:
 a `BffError` gets its contract status, aiohttp's own HTTP errors become problems too, and
 any other exception is logged with its traceback and answered 500 with nothing internal).
 """
@@ -21,9 +21,10 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     ctx = request[CONTEXT]  # made by the outermost middleware
     request_id = ctx.id
     guard = request.app[EDGE]
-    response = await problems.answered(
-        guard(request, handler), instance=request.path, request_id=request_id
-    )
+    try:
+        response = await guard(request, handler)
+    except Exception as exc:  # a cancellation (BaseException) goes on up
+        response = problems.from_exception(exc, instance=request.path, request_id=request_id)
 
     # Caching headers, our ETag (a 304 when the client holds it) and the content coding.
     min_bytes = request.app[SETTINGS].cache.compress_min_bytes

@@ -2,14 +2,14 @@
 
 The status of each error of `bff.errors` is decided here (`_DOWNSTREAM`, `from_error`); the
 body never carries a traceback or an internal detail of an unexpected error (those go to the log).
-`answered` is the one ladder from an exception to its problem, for the public and the admin
-listener alike.
+`from_exception` is the one ladder from an exception to its problem, for the public and the
+admin listener alike.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 
 import msgspec
 from aiohttp import web
@@ -114,22 +114,16 @@ def from_error(exc: BffError, *, instance: str, request_id: str) -> web.Response
     return internal_error(instance=instance, request_id=request_id)
 
 
-async def answered(
-    response: Awaitable[web.StreamResponse], *, instance: str, request_id: str
-) -> web.StreamResponse:
-    """`response` awaited, or the problem its exception stands for: aiohttp's own HTTP errors
-    (404, 405 with `Allow`, 413), a `BffError` with its contract status, and anything else a
-    500 with nothing internal in it (its traceback goes to the log). A cancellation is no
-    error (a `BaseException`): it goes on up."""
-    try:
-        return await response
-    except web.HTTPException as exc:
+def from_exception(exc: Exception, *, instance: str, request_id: str) -> web.Response:
+    """The problem `exc` stands for: aiohttp's own HTTP errors (404, 405 with `Allow`, 413), a
+    `BffError` with its contract status, and anything else a 500 with nothing internal in it.
+    Call it from the `except` clause: an unexpected error's traceback goes to the log."""
+    if isinstance(exc, web.HTTPException):
         return from_http_exception(exc, instance=instance, request_id=request_id)
-    except BffError as exc:
+    if isinstance(exc, BffError):
         return from_error(exc, instance=instance, request_id=request_id)
-    except Exception:
-        log.exception("unhandled_error", request_id=request_id, path=instance)
-        return internal_error(instance=instance, request_id=request_id)
+    log.exception("unhandled_error", request_id=request_id, path=instance)
+    return internal_error(instance=instance, request_id=request_id)
 
 
 def from_http_exception(exc: web.HTTPException, *, instance: str, request_id: str) -> web.Response:

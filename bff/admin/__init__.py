@@ -42,9 +42,10 @@ async def _admin_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Request id and problems as on the public port; nothing else (no CORS, no limits)."""
     request_id = validation.request_id(request.headers.get("X-Request-ID"))
     request[REQUEST_ID] = request_id
-    response = await problems.answered(
-        handler(request), instance=request.path, request_id=request_id
-    )
+    try:
+        response = await handler(request)
+    except Exception as exc:  # a cancellation (BaseException) goes on up
+        response = problems.from_exception(exc, instance=request.path, request_id=request_id)
     response.headers["X-Request-ID"] = request_id
     stamp(response.headers)
     return response
