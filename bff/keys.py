@@ -24,8 +24,8 @@ SETTINGS = web.AppKey("settings", Settings)
 PARTS: web.AppKey[tuple[Part[Any], ...]] = web.AppKey("parts")
 # One client per part, by part name.
 CLIENTS: web.AppKey[Mapping[str, DownstreamClient]] = web.AppKey("clients")
-# This worker's part cache (a no-op one when BFF_CACHE=off), opened and closed with the app.
-PART_CACHE: web.AppKey[PartCache | None] = web.AppKey("part_cache")  # None: BFF_CACHE=off
+# This worker's part cache, opened and closed with the app; None when BFF_CACHE=off.
+PART_CACHE: web.AppKey[PartCache | None] = web.AppKey("part_cache")
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
 EDGE: web.AppKey[EdgeGuard] = web.AppKey("edge")

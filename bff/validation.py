@@ -19,17 +19,21 @@ def product_id(raw: str) -> str:
     return raw
 
 
+_BUDGET = "X-Request-Timeout-Ms"
+
+
 def client_budget_s(values: list[str]) -> float | None:
     """`X-Request-Timeout-Ms` (every line of it): one whole number of milliseconds, 1 to
-    999999999. Two lines are refused like a bad value: which budget the client meant is
+    999999999. Two lines are refused, with a reason of their own: which budget the client meant is
     anybody's guess, and taking either one would hide its bug."""
     if not values:
         return None
+    if len(values) > 1:
+        raise InvalidRequest("X-Request-Timeout-Ms must be given once", field=_BUDGET)
     value = values[0].strip()
-    if len(values) > 1 or _TIMEOUT_MS.fullmatch(value) is None or int(value) < 1:
+    if _TIMEOUT_MS.fullmatch(value) is None or int(value) < 1:
         raise InvalidRequest(
-            "X-Request-Timeout-Ms must be a whole number of milliseconds >= 1",
-            field="X-Request-Timeout-Ms",
+            "X-Request-Timeout-Ms must be a whole number of milliseconds >= 1", field=_BUDGET
         )
     return int(value) / 1000
 

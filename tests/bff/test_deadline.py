@@ -126,7 +126,9 @@ class TestDeadline:
         async with bff.get("/product-details/P001", headers=headers) as resp:
             assert resp.status == 400
             body = await resp.json(content_type=None)
-        assert body["invalidParams"][0]["name"] == "X-Request-Timeout-Ms"
+        assert body["invalidParams"] == [
+            {"name": "X-Request-Timeout-Ms", "reason": "X-Request-Timeout-Ms must be given once"}
+        ]
         for kind in KINDS:
             assert await mocks.requests(kind) == 0
 
