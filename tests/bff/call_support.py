@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import aiohttp
+
+from bff.clients.transport import Answer, send
 from bff.context import RequestContext
 from bff.deadline import Deadline
 from bff.errors import DownstreamError, DownstreamNotFound
 from bff.parts import PARTS, Part
+from bff.resilience.pool import Instance
 
 PRODUCT, REVIEWS, INVENTORY = PARTS
 
@@ -38,4 +42,23 @@ def endpoint(
         lambda value: {"value": value},
         on_404=on_404,
         not_found=not_found,
+    )
+
+
+async def get_reviews(
+    session: aiohttp.ClientSession,
+    instance: Instance,
+    *,
+    headers: Mapping[str, str] | None = None,
+    max_body_bytes: int = 1024,
+) -> Answer:
+    """One `transport.send` of `GET /reviews/P001` to `instance`, 5 s to answer."""
+    return await send(
+        session,
+        instance,
+        "/reviews/P001",
+        dict(headers or {}),
+        service="reviews",
+        timeout_s=5.0,
+        max_body_bytes=max_body_bytes,
     )

@@ -15,9 +15,9 @@ import gzip
 import aiohttp
 import pytest
 from aiohttp import web
+from call_support import get_reviews
 from pytest_aiohttp import AiohttpServer
 
-from bff.clients.transport import send
 from bff.errors import BadResponse
 from bff.resilience.pool import Instance
 
@@ -47,15 +47,7 @@ async def serve(aiohttp_server: AiohttpServer, body: bytes, how: str) -> Instanc
 
 async def fetch(instance: Instance) -> bytes:
     async with aiohttp.ClientSession() as session:
-        answer = await send(
-            session,
-            instance,
-            "/reviews/P001",
-            {},
-            service="reviews",
-            timeout_s=5.0,
-            max_body_bytes=CAP,
-        )
+        answer = await get_reviews(session, instance, max_body_bytes=CAP)
     assert answer.status == 200
     return answer.body
 

@@ -15,10 +15,10 @@ import asyncio
 import aiohttp
 import pytest
 from aiohttp import web
+from call_support import get_reviews
 from pytest_aiohttp import AiohttpServer
 
 from bff.clients import transport
-from bff.clients.transport import send
 from bff.resilience.pool import Instance
 
 CAP = transport._ERROR_BODY_CAP
@@ -56,15 +56,7 @@ async def ports_of_three_calls(aiohttp_server: AiohttpServer, service: Service) 
     instance = Instance(server.make_url(""))
     async with aiohttp.ClientSession() as session:
         for _ in range(3):
-            answer = await send(
-                session,
-                instance,
-                "/reviews/P001",
-                {},
-                service="reviews",
-                timeout_s=5.0,
-                max_body_bytes=1024,
-            )
+            answer = await get_reviews(session, instance)
             assert (answer.status, answer.body) == (503, b"")
     return service.ports
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp import web
+from call_support import get_reviews
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
-from bff.clients.transport import send
 from bff.resilience.pool import Instance
 
 Seen = dict[str, str]
@@ -35,15 +35,7 @@ async def recorder(aiohttp_server: AiohttpServer, seen: Seen) -> URL:
 
 async def get(base: URL, host: str | None = None) -> int:
     async with aiohttp.ClientSession() as session:
-        answer = await send(
-            session,
-            Instance(base, host),
-            "/reviews/P001",
-            {"X-Request-ID": "req-1"},
-            service="reviews",
-            timeout_s=2.0,
-            max_body_bytes=1024,
-        )
+        answer = await get_reviews(session, Instance(base, host), headers={"X-Request-ID": "req-1"})
     return answer.status
 
 
