@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import Request
+from prometheus_client import REGISTRY
 
 from mock_services import ServiceKind
 
@@ -17,6 +18,12 @@ BffClient = TestClient[Request, Any]
 MakeBff = Callable[..., Awaitable[BffClient]]
 AdminFor = Callable[[BffClient], Awaitable[BffClient]]
 KINDS: tuple[ServiceKind, ...] = ("product", "reviews", "inventory")
+
+
+def counted(metric: str, **labels: str) -> float:
+    """A metric's value in this test process, 0 when never counted. Every app a test process
+    builds counts into one registry: compare the value before and after."""
+    return REGISTRY.get_sample_value(metric, labels) or 0.0
 
 
 class Mocks:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bff_support import BffClient, MakeBff
-from prometheus_client import REGISTRY
+from bff_support import BffClient, MakeBff, counted
 
 from bff.edge.guard import QUEUE_TARGET_S, EdgeGuard, _limit_policy
 from bff.keys import EDGE
@@ -66,4 +65,4 @@ class TestLearning:
         limit = guard_of(bff).concurrency
         await answered(bff, 0, 480, at_once=40)
         assert limit.limit > 64
-        assert REGISTRY.get_sample_value("bff_concurrency_limit") == int(limit.limit)
+        assert counted("bff_concurrency_limit") == int(limit.limit)

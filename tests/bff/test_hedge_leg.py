@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from bff_support import Mocks
+from bff_support import Mocks, counted
 from call_support import REVIEWS, call_context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import REGISTRY
 from yarl import URL
 
 from bff.clients.attempt import Call
@@ -56,17 +55,11 @@ async def setup(mocks: Mocks) -> AsyncIterator[Setup]:
 
 
 def attempts(outcome: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "bff_downstream_attempts_total", {"service": "reviews", "outcome": outcome}
-    )
-    return value or 0.0
+    return counted("bff_downstream_attempts_total", service="reviews", outcome=outcome)
 
 
 def skipped(reason: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "bff_downstream_hedges_skipped_total", {"service": "reviews", "reason": reason}
-    )
-    return value or 0.0
+    return counted("bff_downstream_hedges_skipped_total", service="reviews", reason=reason)
 
 
 class TestRefused:

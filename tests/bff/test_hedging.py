@@ -13,8 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from bff_support import BffClient, MockAdmin, Mocks, server_timing
-from prometheus_client import REGISTRY
+from bff_support import BffClient, MockAdmin, Mocks, counted, server_timing
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from bff.app import create_app
@@ -73,10 +72,7 @@ async def recent(url: str, session: aiohttp.ClientSession) -> list[dict[str, Any
 
 def skipped(reason: str) -> float:
     """Hedges of reviews due but not sent for `reason`, so far in this process."""
-    value = REGISTRY.get_sample_value(
-        "bff_downstream_hedges_skipped_total", {"service": "reviews", "reason": reason}
-    )
-    return value or 0.0
+    return counted("bff_downstream_hedges_skipped_total", service="reviews", reason=reason)
 
 
 async def warm_up(bff: BffClient) -> None:

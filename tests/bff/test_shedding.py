@@ -5,18 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bff_support import AdminFor, MakeBff, Mocks
-from prometheus_client import REGISTRY
+from bff_support import AdminFor, MakeBff, Mocks, counted
 
 from bff.keys import EDGE
 
 CAP = 2
-
-
-def rejections(reason: str) -> float:
-    """`bff_edge_rejections_total` for `reason`, so far in this process."""
-    value = REGISTRY.get_sample_value("bff_edge_rejections_total", {"reason": reason})
-    return value or 0.0
 
 
 class TestShedding:
@@ -39,7 +32,7 @@ class TestShedding:
             await asyncio.sleep(0.01)
         assert guard.in_flight == CAP
 
-        shed_before = rejections("shed")
+        shed_before = counted("bff_edge_rejections_total", reason="shed")
         started = time.perf_counter()
         async with client.get("/product-details/P002") as resp:
             elapsed = time.perf_counter() - started
@@ -48,7 +41,7 @@ class TestShedding:
             body = await resp.json(content_type=None)
         assert body["type"] == "/problems/overloaded"
         assert body["detail"] == "this instance is at its concurrency limit"
-        assert rejections("shed") == shed_before + 1
+        assert counted("bff_edge_rejections_total", reason="shed") == shed_before + 1
         assert elapsed < 0.1, "shedding must not wait"
 
         admin = await admin_for(client)
