@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 
 import pytest
 from required_tools import require_tool
+
+from bff.server import settle_heap
 
 
 @pytest.fixture(scope="session")
@@ -17,10 +18,10 @@ def binary() -> Callable[[str], str]:
 
 @pytest.fixture(scope="module", autouse=True)
 def settled_heap() -> None:
-    """Each test module starts on a heap collected and frozen, as a worker's is once listening
-    (`bff.server.settle_heap`). Without it the test process's heap grows with every module
-    (348k objects by the load tests) and a full collection of it paused the loop for 200+ ms
-    mid-test: enough to spend a request's deadline on nothing (a CI run lost a retry to it).
-    Only what survives a collection is frozen, and only objects new since are scanned."""
-    gc.collect()
-    gc.freeze()
+    """Each test module starts on a heap settled as a worker's is once listening
+    (`bff.server.settle_heap`: collected, frozen, a young generation of 7000). Without it the
+    test process's heap grows with every module (376k objects by the end) and a full
+    collection of it paused the loop for 100-300 ms mid-test: enough to spend a request's
+    deadline on nothing (a CI run lost a retry to it). Only what survives a collection is
+    frozen, and only objects new since are scanned."""
+    settle_heap()

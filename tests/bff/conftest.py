@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -17,7 +16,7 @@ from settings_support import tuned
 from bff.admin import create_admin_app
 from bff.app import create_app
 from bff.keys import LIFECYCLE, SETTINGS
-from bff.server import make_runner, settle_heap
+from bff.server import make_runner
 from bff.settings import Settings
 from mock_services import create_service_app
 
@@ -64,10 +63,9 @@ def admin_for(aiohttp_client: AiohttpClient) -> Callable[[BffClient], Awaitable[
 
 @pytest.fixture
 async def serve(mocks: Mocks) -> AsyncIterator[Serve]:
-    """Start the BFF with the production runner on a free port, its heap settled as a worker
-    settles it once listening (`settle_heap`); returns its base URL."""
+    """Start the BFF with the production runner on a free port; returns its base URL. (The
+    heap is settled as a worker's is, for every test module: tests/conftest.py.)"""
     runners: list[web.AppRunner] = []
-    threshold = gc.get_threshold()
 
     async def start(**env: str) -> str:
         settings = Settings.from_env({**mocks.env(), **env})
@@ -75,7 +73,6 @@ async def serve(mocks: Mocks) -> AsyncIterator[Serve]:
         await runner.setup()
         runners.append(runner)
         await web.TCPSite(runner, "127.0.0.1", 0).start()
-        settle_heap()
         return f"http://127.0.0.1:{runner.addresses[0][1]}"
 
     for kind in KINDS:
@@ -85,4 +82,3 @@ async def serve(mocks: Mocks) -> AsyncIterator[Serve]:
     finally:
         for runner in runners:
             await runner.cleanup()
-        gc.set_threshold(*threshold)  # the heap stays frozen, as the suite keeps it

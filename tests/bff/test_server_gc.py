@@ -12,9 +12,11 @@ from bff import server
 
 @pytest.fixture
 def restore_gc() -> Iterator[None]:
-    """A heap nobody froze yet (the suite freezes its own); frozen again after."""
+    """The heap as a fresh process has it (nothing frozen, CPython's young threshold of 700),
+    whatever the suite's own settling did; settled again after."""
     threshold = gc.get_threshold()
     gc.unfreeze()
+    gc.set_threshold(700, *threshold[1:])
     yield
     gc.set_threshold(*threshold)
     gc.freeze()
