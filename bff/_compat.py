@@ -3,14 +3,16 @@
 A private name can change in any release without notice. Each use below is checked when this
 module is imported (a missing name raises `CompatError` at start, never a silent no-op), and
 pinned by a behaviour test in tests/bff/test_compat.py that fails loudly when the library
-changes under it. No other module touches these names.
+changes under it. Other modules reach these names only through what this module exports
+(`bff.edge.protocol` reads `IDLE_ATTRIBUTES` itself, on every request's first bytes, where a
+function call of ours would be one more on the hot path).
 
     aiohttp         ClientSession._retry_connection      the client's silent re-send
                     AppRunner._make_server               the runner's Server, whose class we swap
                     Server._kwargs, Server._loop         to build our own protocol instances
                     RequestHandler._request_in_progress  is the connection idle? (receive time)
                     RequestHandler._messages
-    aiohttp-retry   client._RequestContext               the retry loop without a ClientSession
+    prometheus_client  Histogram._buckets, ._sum         add many observations at once
     limits          MemoryStorage's expiry hook          no timer thread per hit
                     RedisStorage.bridge.storage          the Redis client, to close its pool
 """
@@ -23,16 +25,17 @@ import aiohttp
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
-from aiohttp_retry import client as _retry_client
 from limits import storage as _limits_storage
 from limits.aio import storage as _limits_aio_storage
+from prometheus_client import Histogram
 
 __all__ = [
+    "IDLE_ATTRIBUTES",
     "CompatError",
     "InlineExpiryMemoryStorage",
-    "RetryRequestContext",
     "connection_idle",
     "disable_silent_resend",
+    "histogram_add",
     "new_request_handler",
     "redis_pool_of",
     "swap_class",
@@ -99,19 +102,36 @@ def new_request_handler(server: Server, handler_class: type[H]) -> H:
     return handler_class(server, loop=loop, **kwargs)
 
 
+# A connection is idle when no request of it is being handled or waiting to be: bytes
+# arriving then start a new request (HTTP/1.1 without pipelining). Read as
+# `not getattr(h, a) and not getattr(h, b)` for (a, b) = IDLE_ATTRIBUTES.
+IDLE_ATTRIBUTES = ("_request_in_progress", "_messages")
+
+
 def connection_idle(handler: RequestHandler) -> bool:
-    """No request of this connection is being handled or waiting to be: bytes arriving now
-    start a new request (HTTP/1.1 without pipelining)."""
+    """See IDLE_ATTRIBUTES (for tests and cold paths)."""
     return not handler._request_in_progress and not handler._messages
 
 
-# -- aiohttp-retry ----------------------------------------------------------------------------
+# -- prometheus_client ------------------------------------------------------------------------
 
-_require(_retry_client, "_RequestContext", "aiohttp-retry")
-# The loop RetryClient runs around a session's `request`: `RetryRequestContext(request_func,
-# params_list, logger, retry_options)`, awaited. Public RetryClient would make us pose as a
-# ClientSession; the context takes any request function.
-RetryRequestContext: Any = _retry_client._RequestContext
+_probe = Histogram("bff_compat_probe", "never registered", registry=None)
+if not isinstance(getattr(_probe, "_buckets", None), list) or not hasattr(_probe, "_sum"):
+    raise CompatError("prometheus_client: Histogram._buckets or ._sum is gone")
+del _probe
+
+
+def histogram_add(child: Histogram, index: int, amount: float) -> None:
+    """Add `amount` observations to bucket `index` of a histogram's child (the library keeps
+    each bucket's own count, not the cumulative one, the last bucket being +Inf), or, for
+    `index` one past the last bucket, `amount` to its sum. `observe()` takes one value at a
+    time and, in multiprocess mode, writes a file per call: the metrics' flush adds a
+    second's worth at once."""
+    buckets = child._buckets
+    if index < len(buckets):
+        buckets[index].inc(amount)
+    else:
+        child._sum.inc(amount)
 
 
 # -- limits -----------------------------------------------------------------------------------

@@ -1,9 +1,18 @@
-"""`create_app(settings)`: the application factory. No I/O here; clients and the tracer
-provider (with its export thread) open at start-up, and close in the reverse order."""
+"""`create_app(settings)`: the application factory, and its routes. No I/O here: the clients,
+the part cache and the tracer provider (with its export thread) open at start-up, and close
+in the reverse order.
+
+The id segment of the route matches anything (even `/` and CR/LF) on purpose: a bad id gets
+a 400 from validation, not a 404 from the router. Operators' paths (/healthz, /readyz,
+/metrics, /status) are not here: they are on the admin listener (bff.admin), and here a 404
+problem like any unknown path.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import cache
+from importlib.resources import files
 from typing import Any
 
 import aiohttp
@@ -12,21 +21,35 @@ from aiohttp.abc import AbstractResolver
 from opentelemetry import trace
 
 from bff._compat import disable_silent_resend
-from bff.cache import open_part_cache
-from bff.clients.base import DownstreamClient
+from bff.cache.fetcher import CachedFetcher
+from bff.cache.redis_tier import RedisTier
+from bff.cache.store import PartCache
+from bff.client import DownstreamClient
+from bff.edge.admission import Admission
 from bff.edge.guard import EdgeGuard
-from bff.keys import CLIENTS, EDGE, LIFECYCLE, PART_CACHE, PARTS, RESOLVER, SETTINGS, TELEMETRY
+from bff.keys import (
+    ADMISSION,
+    CLIENTS,
+    EDGE,
+    FETCHER,
+    LIFECYCLE,
+    LOOP_LAG,
+    PART_CACHE,
+    PARTS,
+    RESOLVER,
+    SETTINGS,
+    TELEMETRY,
+)
 from bff.lifecycle import Lifecycle
-from bff.middlewares import edge_middleware
+from bff.middleware import request_middleware
 from bff.observability import metrics, tracing
-from bff.observability.downstream import on_breaker_transition
-from bff.observability.middleware import telemetry_middleware
 from bff.observability.sampler import sampling
+from bff.observability.spans import on_breaker_transition
 from bff.parts import PARTS as DECLARED_PARTS
 from bff.parts import Part
+from bff.product_details import ProductDetails
 from bff.resilience.discovery import discovering
 from bff.resilience.loop_lag import LoopLag
-from bff.routes import setup_routes
 from bff.settings import DownstreamSettings, Settings
 
 
@@ -40,39 +63,49 @@ def create_app(
     """`tracer_provider`: trace with this one (tests) instead of what `settings.tracing` says.
     `resolver`: answers for the downstream names (tests), instead of the system's resolver.
     `parts`: what the answer is made of (each needs `settings.downstream(part.name)`)."""
-    # GET requests carry no body; the edge guard refuses one past this cap with 413.
-    app = web.Application(
-        middlewares=[telemetry_middleware, edge_middleware],
-        client_max_size=settings.edge.max_body_bytes,
+    lifecycle = Lifecycle()
+    guard = EdgeGuard(settings.edge, lifecycle)
+    deadline_s = settings.deadline_ms / 1000
+    admission = Admission(
+        deadline_s=deadline_s,
+        max_in_flight=settings.edge.max_in_flight,
+        enabled=settings.edge.adaptive_concurrency,
     )
+    tracer = (
+        None if tracer_provider is None else tracer_provider.get_tracer(tracing.INSTRUMENTATION)
+    )
+    telemetry = tracing.Telemetry(tracer)
+    middleware = request_middleware(guard, admission, telemetry, settings.cache.compress_min_bytes)
+    # GET requests carry no body; the edge guard refuses one with 413.
+    app = web.Application(middlewares=[middleware], client_max_size=settings.edge.max_body_bytes)
     app[SETTINGS] = settings
     app[PARTS] = parts
     if resolver is not None:
         app[RESOLVER] = resolver
-    app[LIFECYCLE] = Lifecycle()
-    app[EDGE] = EdgeGuard(settings.edge, app[LIFECYCLE], deadline_s=settings.deadline_ms / 1000)
-    tracer = (
-        None if tracer_provider is None else tracer_provider.get_tracer(tracing.INSTRUMENTATION)
-    )
-    app[TELEMETRY] = tracing.Telemetry(tracer)
-    setup_routes(app)
-    app.cleanup_ctx.append(app[EDGE].resources)
+    app[LIFECYCLE] = lifecycle
+    app[EDGE] = guard
+    app[ADMISSION] = admission
+    app[TELEMETRY] = telemetry
+    app[FETCHER] = CachedFetcher({}, None, refresh_budget_s=deadline_s)
+    details = ProductDetails(parts, app[FETCHER], admission, deadline_s=deadline_s)
+    app.router.add_get(r"/product-details/{id:[\s\S]*}", details.get, name="product-details")
+    app.router.add_get("/openapi.json", openapi, name="openapi")
+    app.cleanup_ctx.append(guard.resources)
     if tracer_provider is None and settings.tracing.enabled:
         app.cleanup_ctx.append(_tracer_provider)
-    app.cleanup_ctx.append(_part_cache)
-    app.cleanup_ctx.append(_downstream_clients)
+    app.cleanup_ctx.append(_downstream)
     return app
 
 
-async def _part_cache(app: web.Application) -> AsyncIterator[None]:
-    """The worker's part cache; Redis (when configured) connects on the first lookup."""
-    settings = app[SETTINGS]
-    app[PART_CACHE] = cache = open_part_cache(settings.cache, settings.redis_url)
-    try:
-        yield
-    finally:
-        if cache is not None:
-            await cache.close()
+@cache
+def _openapi_document() -> bytes:
+    return files("bff").joinpath("openapi.json").read_bytes()
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The API description, a file kept in the repo (bff/openapi.json): the source of truth
+    that tests check the running app against and fuzz it from (schemathesis)."""
+    return web.Response(body=_openapi_document(), content_type="application/json")
 
 
 async def _tracer_provider(app: web.Application) -> AsyncIterator[None]:
@@ -87,13 +120,15 @@ async def _tracer_provider(app: web.Application) -> AsyncIterator[None]:
         await tracing.shutdown_provider(provider, settings.flush_timeout_s)
 
 
-async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
-    """One client per part, on one ClientSession per app."""
+async def _downstream(app: web.Application) -> AsyncIterator[None]:
+    """The part cache and one client per part on one ClientSession; what keeps them fresh
+    (discovery, the loop-lag probe, the metrics' sampler and flush) while the app runs."""
     settings = app[SETTINGS]
+    admission = app[ADMISSION]
     session = _session(settings, app.get(RESOLVER))
-
-    loop_lag = LoopLag()
+    loop_lag = app[LOOP_LAG] = LoopLag(on_tick=admission.observe)
     loop_lag.start()
+    tracer = app[TELEMETRY].tracer
 
     def client(ds: DownstreamSettings) -> DownstreamClient:
         return DownstreamClient(
@@ -101,7 +136,7 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
             session,
             propagation_margin_s=settings.propagation_margin_ms / 1000,
             on_breaker_transition=on_breaker_transition,
-            tracer=app[TELEMETRY].tracer,
+            tracer=tracer,
             loop_lag=loop_lag,
             lag_neutral_s=settings.loop_lag_neutral_ms / 1000,
         )
@@ -110,6 +145,13 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
     for ds in services:
         metrics.set_breaker_state(ds.name, "closed")
     clients = app[CLIENTS] = {ds.name: client(ds) for ds in services}
+    part_cache = app[PART_CACHE] = _part_cache(settings)
+    fetcher = app[FETCHER]
+    fetcher.bind(clients, part_cache)
+    watched = [metrics.watch(c) for c in clients.values()]
+    watched.append(metrics.watch(admission))
+    if part_cache is not None:
+        watched.append(metrics.watch(part_cache))
     try:
         downstream = tuple(clients.values())
         # URLs given by name: resolved once before the first request, then kept fresh.
@@ -117,13 +159,33 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
         async with (
             discovering(names, settings.dns_refresh_s, app.get(RESOLVER)),
             sampling(downstream),
+            metrics.flushing(),
         ):
             app[LIFECYCLE].started = True
             yield
     finally:
         app[LIFECYCLE].draining = True
+        for forget in watched:
+            forget()
         await loop_lag.stop()
+        if part_cache is not None:
+            await part_cache.close()
         await session.close()
+
+
+def _part_cache(settings: Settings) -> PartCache | None:
+    """The worker's cache, with its Redis tier when BFF_REDIS_URL is set (it connects on the
+    first lookup); None when the cache is off (BFF_CACHE=off)."""
+    if not settings.cache.enabled:
+        return None
+    redis = None
+    if settings.redis_url:
+        redis = RedisTier(
+            settings.redis_url,
+            timeout_s=settings.cache.redis_timeout_ms / 1000,
+            on_error=lambda op: metrics.cache_redis_errors(op).inc(),
+        )
+    return PartCache(settings.cache, redis=redis)
 
 
 def _session(settings: Settings, resolver: AbstractResolver | None) -> aiohttp.ClientSession:

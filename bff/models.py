@@ -37,14 +37,7 @@ class Inventory(msgspec.Struct, frozen=True, gc=False, rename="camel"):
 
 class ReviewSummary(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     count: int
-    average_rating: float | None
-
-    @classmethod
-    def of(cls, reviews: list[Review]) -> ReviewSummary:
-        if not reviews:
-            return cls(count=0, average_rating=None)
-        total = sum(r.rating for r in reviews)
-        return cls(count=len(reviews), average_rating=round(total / len(reviews), 2))
+    average_rating: float | None  # rounded to 2 places; None without reviews
 
 
 class Problem(msgspec.Struct, frozen=True, gc=False, rename="camel", omit_defaults=True):

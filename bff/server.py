@@ -31,8 +31,8 @@ from bff import listeners
 from bff._compat import swap_class
 from bff.admin import create_admin_app
 from bff.app import create_app
-from bff.edge.arrival import BffServer
 from bff.edge.drain import drain
+from bff.edge.protocol import BffServer
 from bff.edge.server_limits import runner_options
 from bff.keys import LIFECYCLE
 from bff.listeners import Address, ListenError, explain
@@ -44,8 +44,8 @@ BACKLOG = 2048
 
 
 class BffRunner(web.AppRunner):
-    """aiohttp's runner, whose protocol stamps each request's receive time (edge.arrival) and
-    answers parser errors as problems (edge.parse_errors)."""
+    """aiohttp's runner, whose protocol stamps each request's receive time and
+    answers parser errors as problems (bff.edge.protocol)."""
 
     async def _make_server(self) -> Server:
         return swap_class(await super()._make_server(), BffServer)

@@ -18,7 +18,7 @@ from aiohttp.typedefs import Handler
 from bff import problems, validation
 from bff.admin.health import healthz, readyz
 from bff.admin.metrics import get_metrics
-from bff.edge.headers import stamp
+from bff.answer import stamp
 from bff.keys import LIFECYCLE, REQUEST_ID, SETTINGS
 from bff.lifecycle import Lifecycle
 from bff.settings import Settings

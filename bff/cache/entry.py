@@ -8,11 +8,12 @@ a record that cannot be read is a miss, never an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
-from bff.cache.policy import Freshness
+from bff.cache.rules import Freshness
 
 __all__ = [
     "RECORD_OVERHEAD",
@@ -30,33 +31,38 @@ WIRE_VERSION = 1
 RECORD_OVERHEAD = 400
 
 
-@dataclass(frozen=True, slots=True)
 class Entry:
-    """The raw body of a 200, as the service sent it, and what may be done with it."""
+    """The raw body of a 200, as the service sent it, and what may be done with it; in the
+    memory tier also its decoded value, so that a hit decodes nothing (a copy read from Redis
+    is decoded once, on its first use). Values are frozen structs: sharing them is safe.
+    `size`: what it costs the memory tier."""
 
-    body: bytes
-    meta: Freshness
+    __slots__ = ("body", "meta", "size", "value")
 
-    @property
-    def size(self) -> int:
-        return len(self.body) + RECORD_OVERHEAD
+    def __init__(self, body: bytes, meta: Freshness, value: Any = None) -> None:
+        self.body = body
+        self.meta = meta
+        self.value = value
+        self.size = len(body) + RECORD_OVERHEAD
+
+    def __repr__(self) -> str:
+        return f"Entry({len(self.body)} bytes, {self.meta!r})"
 
 
 @dataclass(frozen=True, slots=True)
 class Shape:
     """What the last response for a (service, id) said about its siblings: the request
-    headers it varies on, and whether one copy serves every identity. `uncacheable_until`
-    (epoch seconds, 0 when not): the last response could not be stored; until then a
-    lookup is a miss without asking Redis (a `no-store` service would otherwise cost a
-    Redis round trip on every request)."""
+    headers it varies on, and whether one copy serves every identity. `uncacheable`: the last
+    response could not be stored (no copy to look for; concurrent calls are shared only by
+    requests the service could not tell apart, whatever it said it varies on); until
+    `uncacheable_until` (epoch seconds) a lookup does not even ask Redis (a `no-store` service
+    would otherwise cost a Redis round trip on every request)."""
 
     vary: tuple[str, ...]
     shared: bool
     uncacheable_until: float = 0.0
-
-    @property
-    def size(self) -> int:
-        return RECORD_OVERHEAD
+    uncacheable: bool = False
+    size: int = field(default=RECORD_OVERHEAD, init=False, repr=False, compare=False)
 
 
 class _EntryWire(msgspec.Struct, array_like=True, frozen=True):
@@ -76,6 +82,7 @@ class _ShapeWire(msgspec.Struct, array_like=True, frozen=True):
     vary: tuple[str, ...]
     shared: bool
     uncacheable_until: float
+    uncacheable: bool = False
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -86,7 +93,13 @@ _shape_decoder = msgspec.msgpack.Decoder(_ShapeWire)
 def encode(record: Entry | Shape) -> bytes:
     if isinstance(record, Shape):
         return _encoder.encode(
-            _ShapeWire(WIRE_VERSION, record.vary, record.shared, record.uncacheable_until)
+            _ShapeWire(
+                WIRE_VERSION,
+                record.vary,
+                record.shared,
+                record.uncacheable_until,
+                record.uncacheable,
+            )
         )
     m = record.meta
     return _encoder.encode(
@@ -123,7 +136,7 @@ def decode_shape(raw: bytes) -> Shape | None:
         return None
     if w.version != WIRE_VERSION:
         return None
-    return Shape(w.vary, w.shared, w.uncacheable_until)
+    return Shape(w.vary, w.shared, w.uncacheable_until, w.uncacheable)
 
 
 def belongs(entry: Entry, shape: Shape, now: float) -> bool:

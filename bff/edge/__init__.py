@@ -1,19 +1,15 @@
-"""The front door: what is refused before any work, cheapest check first.
+"""The front door: who may come in, and how the worker takes requests.
 
-`EdgeGuard` (guard.py) runs inside the one edge middleware, in this order:
+    guard.py          EdgeGuard: CORS preflight, route and body checks, JWT auth, rate limit,
+                      in that order (cheapest and most general first); CORS headers and
+                      `Connection: close` while draining on every response
+    admission.py      whether this worker keeps up: cache misses refused early and cheaply
+                      only when it does not (CoDel on the worker's own queue delay)
+    protocol.py       the HTTP protocol: each request's receive time, parser errors as problems
+    cors.py, auth.py, jwks.py, ratelimit.py, client_ip.py    the protections themselves
+    server_limits.py  request line, header size and count, keep-alive and header-read timeouts
+    drain.py          the graceful drain on SIGTERM
 
-    CORS preflight  → answered here (204, or 403 for an origin/method not allowed)
-    /openapi.json   → skips everything below (operators' endpoints are on the admin listener)
-    body on GET     → 413 past BFF_MAX_BODY_BYTES
-    load shedding   → 503 + Retry-After at once when this worker's in-flight cap is full
-    JWT auth        → 401 + WWW-Authenticate (only when a key is configured)
-    rate limit      → 429 + Retry-After, RateLimit-* (key: token subject, else client IP)
-    handler
-    then on every response: CORS headers; `Server: bff`, `nosniff`; `Connection: close`
-    while draining.
-
-Each protection costs nothing when it is off (a `None` check). Server limits (request line,
-header size and count, keep-alive/header-read timeout) and the graceful drain live in
-`server_limits.py` and `drain.py`: they act on the listener, not on requests. Client headers
-that travel downstream are checked in `forwarding.py`; JWKS keys are fetched in `jwks.py`.
+Each protection costs nothing when it is off (a `None` check). Client headers that travel
+downstream are checked in `bff.validation`.
 """

@@ -1,6 +1,7 @@
 """What operators see of the BFF: logs (structlog), traces (OpenTelemetry), metrics (Prometheus).
 
-`tracing` (provider, the request's trace context), `middleware` (server span and request
-metrics), `downstream` (a client span per attempt, the breaker hook), `metrics`, `logging`.
-See docs/observability.md.
+`logging` (the access line), `tracing` (the provider), `spans` (a client span per attempt, the
+breaker hook), `metrics` (counted where they happen, flushed once a second), `sampler`
+(process figures). The request's server span is made by `bff.middleware`. See
+docs/observability.md.
 """

@@ -1,4 +1,4 @@
-"""Prometheus metrics: defined once at import, label children cached, served at `/metrics`.
+"""Prometheus metrics: counted where they happen, written to the registry once a second.
 
     bff_request_duration_seconds      histogram  route, method, status
     bff_in_flight_requests            gauge      (sum over live workers)
@@ -8,14 +8,19 @@
     bff_breaker_state                 gauge      service            0 closed, 1 half-open, 2 open
                                                                     (max over live workers)
     bff_degraded_total                counter    part, reason       answers with that part missing
-    bff_cache_lookups_total           counter    service, result    hit, miss, stale, revalidated,
-                                                                    coalesced, stale_if_error
+    bff_cache_lookups_total           counter    service, result    hit, miss, stale, expired,
+                                                                    revalidated, coalesced,
+                                                                    stale_if_error
     bff_cache_stored_bytes            gauge                         memory tier (sum over workers)
     bff_cache_redis_errors_total      counter    op                 get, set, del: each one a miss
     bff_http_parse_errors_total       counter    reason             requests the HTTP parser refused
-    bff_edge_rejections_total         counter    reason             shed (over the concurrency
-                                                                    limit), queued (deadline spent
-                                                                    queueing), rate_limited
+    bff_edge_rejections_total         counter    reason             overloaded (the worker could not
+                                                                    keep up), queued (deadline spent
+                                                                    queueing), in_flight (the fixed
+                                                                    cap), rate_limited
+    bff_admission_shedding            gauge                         1 while a worker sheds misses
+                                                                    (max over live workers)
+    bff_admission_queue_delay_seconds histogram                     wait before the handler ran
     bff_outlier_ejections_total       counter    service            instances ejected from a pool
     bff_downstream_instances          gauge      service            instances in the pool
     bff_retry_budget_exhausted_total  counter    service            retries refused by the budget
@@ -23,37 +28,55 @@
                                                                     flight / its bulkhead, last 10 s
     bff_event_loop_lag_seconds        histogram                     how late each 50 ms tick woke
     bff_process_*, bff_build_info                                 bff.observability.sampler
-    bff_concurrency_limit             gauge                         adaptive limit (sum, workers)
     bff_downstream_hedges_total       counter    service, outcome   hedges sent: won, lost, failed
     bff_downstream_hedges_skipped_total
                                       counter    service, reason    hedges due, not sent: deadline,
                                                                     failing, loop_lag, budget,
                                                                     breaker
 
+Counting costs a request next to nothing: the objects that own a figure keep it as a plain
+number (a client its attempts, the cache its lookups, admission its refusals) and a request's
+durations go into `RequestStats` in one call. `flush()` writes what changed into
+prometheus_client's metrics, once a second, before every scrape and at exit. The library's
+multiprocess mode writes an mmap'd file per update (13 per request, ~27 us, measured): batched
+here, it writes once per series per second, and its files still add up every worker's figures
+at a scrape, as they always did. Counts are cumulative on their owners and only their growth
+is written, so nothing a crash loses can ever make a counter go down; what it loses is at most
+the last second.
+
 Several workers: prometheus_client's multiprocess mode. The supervisor points
 PROMETHEUS_MULTIPROC_DIR at a clean directory *before* the workers start (the library picks
 its storage at import), each worker writes its own files, and a scrape answered by any worker
-adds up all of them. `.labels()` costs a lock and a dict lookup per call, so the hot path goes
-through `_Children`, which keeps one child per label tuple.
+adds up all of them (a second old at most for the others).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
 import glob
 import os
 import shutil
 import tempfile
-from typing import Generic, TypeVar
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Generic, Protocol, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from bff._compat import histogram_add
+from bff.context import Report
+
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # Dense around the 500 ms budget (deadline answers land at ~0.5 s), sparse past it.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1, 2.5)
+QUEUE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
+FLUSH_PERIOD_S = 1.0
 
 M = TypeVar("M", Counter, Gauge, Histogram)
 
@@ -78,7 +101,7 @@ _REQUEST_DURATION = Histogram(
     ("route", "method", "status"),
     buckets=BUCKETS,
 )
-IN_FLIGHT = Gauge("bff_in_flight_requests", "Requests being served.", multiprocess_mode="livesum")
+_IN_FLIGHT = Gauge("bff_in_flight_requests", "Requests being served.", multiprocess_mode="livesum")
 _DOWNSTREAM_DURATION = Histogram(
     "bff_downstream_duration_seconds",
     "Duration of one downstream call (all its attempts), by final outcome.",
@@ -102,13 +125,12 @@ _BREAKER = Gauge(
 _DEGRADED = Counter(
     "bff_degraded_total", "Answers sent without an optional part, by reason.", ("part", "reason")
 )
-
 _CACHE_LOOKUPS = Counter(
     "bff_cache_lookups_total",
     "Part cache decisions, by service and result.",
     ("service", "result"),
 )
-CACHE_STORED_BYTES = Gauge(
+_CACHE_STORED_BYTES = Gauge(
     "bff_cache_stored_bytes",
     "Bytes held by the part cache's memory tier.",
     multiprocess_mode="livesum",
@@ -123,12 +145,22 @@ _PARSE_ERRORS = Counter(
     "Requests refused with 400 by the HTTP parser, before any handler.",
     ("reason",),
 )
-
 _EDGE_REJECTIONS = Counter(
     "bff_edge_rejections_total",
-    "Requests refused at the edge before any downstream call: shed (over the concurrency "
-    "limit), queued (their deadline went by while queued) or rate_limited.",
+    "Requests refused at the edge before any downstream call: overloaded (the worker could "
+    "not keep up), queued (their deadline went by while queued), in_flight (the fixed cap) "
+    "or rate_limited.",
     ("reason",),
+)
+_SHEDDING = Gauge(
+    "bff_admission_shedding",
+    "1 while the worker refuses cache misses because it cannot keep up, else 0.",
+    multiprocess_mode="livemax",
+)
+_QUEUE_DELAY = Histogram(
+    "bff_admission_queue_delay_seconds",
+    "How long a request waited in the worker before its handler ran.",
+    buckets=QUEUE_BUCKETS,
 )
 _EJECTIONS = Counter(
     "bff_outlier_ejections_total",
@@ -153,15 +185,10 @@ _BULKHEAD = Gauge(
     ("service",),
     multiprocess_mode="livemax",
 )
-LOOP_LAG = Histogram(
+_LOOP_LAG = Histogram(
     "bff_event_loop_lag_seconds",
     "How late the event loop ran a 50 ms timer, per tick.",
-    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-)
-CONCURRENCY_LIMIT = Gauge(
-    "bff_concurrency_limit",
-    "The adaptive concurrency limit: requests a worker serves at once before refusing.",
-    multiprocess_mode="livesum",
+    buckets=LAG_BUCKETS,
 )
 _HEDGES = Counter(
     "bff_downstream_hedges_total",
@@ -169,7 +196,6 @@ _HEDGES = Counter(
     "answered first; the hedge was cancelled), failed.",
     ("service", "outcome"),
 )
-
 _HEDGES_SKIPPED = Counter(
     "bff_downstream_hedges_skipped_total",
     "Hedges that were due (the first request slower than the hedge delay) but not sent, by "
@@ -178,30 +204,201 @@ _HEDGES_SKIPPED = Counter(
     ("service", "reason"),
 )
 
-request_duration = _Children(_REQUEST_DURATION)
-downstream_duration = _Children(_DOWNSTREAM_DURATION)
-attempts = _Children(_ATTEMPTS)
-retries = _Children(_RETRIES)
-breaker_state = _Children(_BREAKER)
-degraded = _Children(_DEGRADED)
-cache_lookups = _Children(_CACHE_LOOKUPS)
+# Cold paths (a parse error, a Redis error) update these directly.
 cache_redis_errors = _Children(_CACHE_REDIS_ERRORS)
 parse_errors = _Children(_PARSE_ERRORS)
 edge_rejections = _Children(_EDGE_REJECTIONS)
-EDGE_REJECTION_REASONS = ("shed", "queued", "rate_limited")
-ejections = _Children(_EJECTIONS)
-instances = _Children(_INSTANCES)
-budget_exhausted = _Children(_BUDGET_EXHAUSTED)
+EDGE_REJECTION_REASONS = ("overloaded", "queued", "in_flight", "rate_limited")
 bulkhead_occupancy = _Children(_BULKHEAD)
-hedges = _Children(_HEDGES)
-hedges_skipped = _Children(_HEDGES_SKIPPED)
+instances = _Children(_INSTANCES)
+_breaker = _Children(_BREAKER)
 
 
 def set_breaker_state(service: str, state: str) -> None:
-    breaker_state(service).set(BREAKER_STATES.get(state, 2))
+    _breaker(service).set(BREAKER_STATES.get(state, 2))
+
+
+# -- the hot path -----------------------------------------------------------------------------
+
+
+class _Histogram:
+    """Bucket counts and a sum per label tuple, cumulative: what one worker observed."""
+
+    __slots__ = ("bounds", "values")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        # labels -> [count per bucket (the last one past every bound)..., sum]
+        self.values: dict[tuple[str, ...], list[float]] = {}
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        row = self.values.get(labels)
+        if row is None:
+            row = self.values[labels] = [0.0] * (len(self.bounds) + 2)
+        row[bisect.bisect_left(self.bounds, value)] += 1
+        row[-1] += value
+
+
+class RequestStats:
+    """What the requests of this worker took: filled by `record_request`, one call each."""
+
+    __slots__ = ("degraded", "durations", "in_flight", "parts", "queue_delay")
+
+    def __init__(self) -> None:
+        self.durations = _Histogram(BUCKETS)
+        self.parts = _Histogram(BUCKETS)
+        self.queue_delay = _Histogram(QUEUE_BUCKETS)
+        self.queue_delay.values[()] = [0.0] * (len(QUEUE_BUCKETS) + 2)
+        self.degraded: defaultdict[tuple[str, ...], int] = defaultdict(int)
+        self.in_flight = 0
+
+
+REQUESTS = RequestStats()
+LOOP_LAG = _Histogram(LAG_BUCKETS)
+
+
+def record_request(route: str, method: str, status: int, report: Report, waited: float) -> None:
+    """One request's figures: its duration, how long it waited before its handler, each
+    part's duration, each degraded part (no I/O here)."""
+    stats = REQUESTS
+    queue = stats.queue_delay.values[()]
+    queue[bisect.bisect_left(QUEUE_BUCKETS, waited)] += 1
+    queue[-1] += waited
+    bounds = BUCKETS
+    row = stats.durations.values.get((route, method, str(status)))
+    if row is None:
+        row = stats.durations.values[(route, method, str(status))] = [0.0] * (len(bounds) + 2)
+    row[bisect.bisect_left(bounds, report.total_s)] += 1
+    row[-1] += report.total_s
+    parts = stats.parts.values
+    for part in report.parts:
+        row = parts.get((part.service, part.outcome))
+        if row is None:
+            row = parts[(part.service, part.outcome)] = [0.0] * (len(bounds) + 2)
+        row[bisect.bisect_left(bounds, part.duration_s)] += 1
+        row[-1] += part.duration_s
+    if report.degraded:
+        for name, reason in report.degraded.items():
+            stats.degraded[(name, reason)] += 1
+
+
+class Source(Protocol):
+    """Something that keeps figures of its own (a client, the cache, admission) and writes
+    them into the registry when asked."""
+
+    def write_metrics(self, out: Writer) -> None: ...
+
+
+class Writer:
+    """Turns cumulative figures into increments of prometheus_client's metrics: each call
+    names a series and its current total; only the growth since the last flush is written."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[object, ...], float] = {}
+
+    def counter(self, metric: Counter, labels: tuple[str, ...], total: float) -> None:
+        """A series is made the first time it is named, at 0 if need be: a rate() of nothing
+        is no line on a panel, a rate() of zero is a flat one."""
+        key = (metric, labels)
+        last = self._last.get(key)
+        if last is None or total > last:
+            child = metric.labels(*labels) if labels else metric
+            if total > (last or 0.0):
+                child.inc(total - (last or 0.0))
+            self._last[key] = total
+
+    def counters(self, metric: Counter, totals: Iterable[tuple[tuple[str, ...], float]]) -> None:
+        for labels, total in totals:
+            self.counter(metric, labels, total)
+
+    def histogram(self, metric: Histogram, hist: _Histogram) -> None:
+        """A histogram's growth, bucket by bucket and its sum, in one write each (the
+        library observes one value at a time: `_compat.histogram_add` adds many)."""
+        last = self._last
+        for labels, row in list(hist.values.items()):
+            child = None
+            for i, total in enumerate(row):
+                key = (metric, labels, i)
+                grown = total - last.get(key, 0.0)
+                if grown > 0:
+                    if child is None:
+                        child = metric.labels(*labels) if labels else metric
+                    histogram_add(child, i, grown)
+                    last[key] = total
+
+    def gauge(self, metric: Gauge, labels: tuple[str, ...], value: float) -> None:
+        (metric.labels(*labels) if labels else metric).set(value)
+
+
+_WRITER = Writer()
+_SOURCES: list[Source] = []
+
+
+def watch(source: Source) -> Callable[[], None]:
+    """Flush `source` with the others from now on; returns the function that stops it."""
+    _SOURCES.append(source)
+
+    def forget() -> None:
+        flush()
+        with contextlib.suppress(ValueError):
+            _SOURCES.remove(source)
+
+    return forget
+
+
+def flush() -> None:
+    """Write every figure that changed since the last flush into the registry."""
+    out = _WRITER
+    out.histogram(_REQUEST_DURATION, REQUESTS.durations)
+    out.histogram(_DOWNSTREAM_DURATION, REQUESTS.parts)
+    out.histogram(_QUEUE_DELAY, REQUESTS.queue_delay)
+    out.histogram(_LOOP_LAG, LOOP_LAG)
+    out.counters(_DEGRADED, list(REQUESTS.degraded.items()))
+    out.gauge(_IN_FLIGHT, (), REQUESTS.in_flight)
+    for source in list(_SOURCES):
+        source.write_metrics(out)
+
+
+@contextlib.asynccontextmanager
+async def flushing(period_s: float = FLUSH_PERIOD_S) -> AsyncIterator[None]:
+    """Flush once a second while the block runs, and once more at its end."""
+
+    async def run() -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            flush()
+
+    task = asyncio.get_running_loop().create_task(run(), name="metrics-flush")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        flush()
+
+
+# Families the sources write (kept here, with their names, so there is one list of metrics).
+ATTEMPTS = _ATTEMPTS
+RETRIES = _RETRIES
+HEDGES = _HEDGES
+HEDGES_SKIPPED = _HEDGES_SKIPPED
+BUDGET_EXHAUSTED = _BUDGET_EXHAUSTED
+EJECTIONS = _EJECTIONS
+CACHE_LOOKUPS = _CACHE_LOOKUPS
+CACHE_STORED_BYTES = _CACHE_STORED_BYTES
+EDGE_REJECTIONS = _EDGE_REJECTIONS
+SHEDDING = _SHEDDING
+IN_FLIGHT = _IN_FLIGHT
+
+
+# -- exposition -------------------------------------------------------------------------------
 
 
 async def render(multiprocess_dir: str | None) -> bytes:
+    flush()
     if multiprocess_dir is None:
         return generate_latest(REGISTRY)
     # Reads one file per worker and metric kind: off the loop.

@@ -32,7 +32,7 @@ import aiohttp
 from prometheus_client import Gauge
 from prometheus_client.process_collector import ProcessCollector
 
-from bff.clients.base import DownstreamClient
+from bff.client import DownstreamClient
 from bff.observability import metrics
 from bff.observability.logging import log
 

@@ -1,5 +1,6 @@
-"""Resilience policy parts: breaker, retry budget, backoff, instance pool, latency window.
+"""Resilience policy parts: breaker, instance pool and discovery, latency window, retry and
+hedge budgets, the loop-lag probe.
 
-Each part is small and knows nothing about HTTP; `bff.clients.base` composes them around every
+Each part is small and knows nothing about HTTP; `bff.client` composes them around every
 downstream call in one documented order.
 """

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 
 from yarl import URL
 
-from bff.observability import metrics
 from bff.settings import OutlierSettings
 
 
@@ -60,16 +59,14 @@ class Instance:
 
 
 class InstancePool:
-    __slots__ = ("_ejections", "_settings", "instances")
+    __slots__ = ("_settings", "ejections", "instances")
 
-    def __init__(
-        self, urls: tuple[URL, ...], settings: OutlierSettings, *, service: str = ""
-    ) -> None:
+    def __init__(self, urls: tuple[URL, ...], settings: OutlierSettings) -> None:
         if not urls:
             raise ValueError("a service needs at least one instance")
         self.instances = tuple(Instance(u) for u in urls)
         self._settings = settings
-        self._ejections = metrics.ejections(service)
+        self.ejections = 0  # instances ejected since start (bff_outlier_ejections_total)
 
     def pick(self, avoid: Instance | None = None) -> Instance:
         instances = self.instances
@@ -102,7 +99,7 @@ class InstancePool:
         backoff = self._settings.base_ejection_s * 2 ** (instance.ejections - 1)
         instance.ejected_until = now + min(backoff, self._settings.max_ejection_s)
         instance.consecutive_failures = 0
-        self._ejections.inc()
+        self.ejections += 1
 
     def replace_instances(self, fresh: Sequence[Instance]) -> None:
         """Take `fresh` as the instances from now on (service discovery found a new set).

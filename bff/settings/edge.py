@@ -92,7 +92,7 @@ class EdgeSettings:
     """What the BFF's front door lets in: limits, auth, CORS, server limits, drain."""
 
     max_in_flight: int = 1024  # per worker; past it: 503 at once
-    # Below that ceiling, a limit learnt from latency (bff.resilience.adaptive); off: the
+    # Below that ceiling, refusals when the worker cannot keep up (bff.edge.admission); off: the
     # fixed cap alone.
     adaptive_concurrency: bool = True
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)

@@ -1,4 +1,5 @@
-"""What a service lets a shared cache do with one response (RFC 9111, RFC 5861), decided once.
+"""What a service lets a shared cache do with one response (RFC 9111, RFC 5861), decided once,
+and what a 304 says of a stored copy (RFC 9111 §4.3.4).
 
 `freshness(...)` reads `Cache-Control`, `Age`, `Date`, `ETag` and `Vary` when the response
 arrives and turns them into absolute deadlines (epoch seconds, so a copy in Redis means the
@@ -18,22 +19,34 @@ Rules, for a *shared* cache (many users behind it):
   identity only (`shared=False`); with no identity to key it by, `private` is not stored;
 - the copy's age at arrival (`Age`, or `Date` at its own one-second resolution) is
   subtracted; the lifetime is clamped to `max_ttl_s`, and so is each stale window.
+
+A 304's verdict on a stored copy (`renewed`):
+- a 304 naming another strong ETag is about another copy: ours is not confirmed;
+- a 304 with its own `Cache-Control` decides the new freshness, read like a 200 (our copy's
+  ETag and Vary standing in where the 304 leaves them out);
+- without one, the copy keeps the lifetimes it had, counted again from now.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from enum import Enum
+
+from multidict import CIMultiDict
 
 __all__ = [
     "MAX_DELTA_S",
+    "NOT_OURS",
     "Freshness",
     "freshness",
     "header",
     "parse_cache_control",
+    "renewed",
     "strong_etag",
     "vary_names",
 ]
@@ -237,3 +250,41 @@ def _http_date(raw: str) -> float | None:
         return parsedate_to_datetime(raw).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+class _NotOurs(Enum):
+    NOT_OURS = "not ours"
+
+
+NOT_OURS = _NotOurs.NOT_OURS
+
+
+def renewed(
+    old: Freshness,
+    headers: Mapping[str, str],
+    *,
+    now: float,
+    identified: bool,
+    max_ttl_s: float,
+) -> Freshness | _NotOurs | None:
+    """The copy's new freshness; None when it may no longer be kept (it still answers the
+    request at hand: the service just confirmed it); NOT_OURS when the 304 is about another
+    copy."""
+    etag = strong_etag(headers.get("ETag"))
+    if etag is not None and etag != old.etag:
+        return NOT_OURS
+    if header(headers, "Cache-Control") is None:
+        shift = now - old.dated_at
+        return dataclasses.replace(
+            old,
+            dated_at=now,
+            fresh_until=old.fresh_until + shift,
+            swr_until=old.swr_until + shift,
+            sie_until=old.sie_until + shift,
+        )
+    merged = CIMultiDict(headers)
+    if old.etag is not None:
+        merged.setdefault("ETag", old.etag)
+    if old.vary:
+        merged.setdefault("Vary", ", ".join(old.vary))
+    return freshness(merged, now=now, identified=identified, max_ttl_s=max_ttl_s)
