@@ -22,8 +22,7 @@ from opentelemetry import trace
 
 from bff._compat import disable_silent_resend
 from bff.cache.fetcher import CachedFetcher
-from bff.cache.redis_tier import RedisTier
-from bff.cache.store import PartCache
+from bff.cache.store import open_part_cache
 from bff.client import DownstreamClient
 from bff.edge.admission import Admission
 from bff.edge.guard import EdgeGuard
@@ -145,7 +144,7 @@ async def _downstream(app: web.Application) -> AsyncIterator[None]:
     for ds in services:
         metrics.set_breaker_state(ds.name, "closed")
     clients = app[CLIENTS] = {ds.name: client(ds) for ds in services}
-    part_cache = app[PART_CACHE] = _part_cache(settings)
+    part_cache = app[PART_CACHE] = open_part_cache(settings.cache, settings.redis_url)
     fetcher = app[FETCHER]
     fetcher.bind(clients, part_cache)
     watched = [metrics.watch(c) for c in clients.values()]
@@ -171,21 +170,6 @@ async def _downstream(app: web.Application) -> AsyncIterator[None]:
         if part_cache is not None:
             await part_cache.close()
         await session.close()
-
-
-def _part_cache(settings: Settings) -> PartCache | None:
-    """The worker's cache, with its Redis tier when BFF_REDIS_URL is set (it connects on the
-    first lookup); None when the cache is off (BFF_CACHE=off)."""
-    if not settings.cache.enabled:
-        return None
-    redis = None
-    if settings.redis_url:
-        redis = RedisTier(
-            settings.redis_url,
-            timeout_s=settings.cache.redis_timeout_ms / 1000,
-            on_error=lambda op: metrics.cache_redis_errors(op).inc(),
-        )
-    return PartCache(settings.cache, redis=redis)
 
 
 def _session(settings: Settings, resolver: AbstractResolver | None) -> aiohttp.ClientSession:

@@ -32,7 +32,6 @@ one with 500 ms.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -144,7 +143,7 @@ class CachedFetcher:
         call.duration = 0.0
         call.shareable = entry.meta.shared
         if verdict is FRESH:
-            call.fresh_for = int(entry.meta.fresh_until - time.time())
+            call.fresh_for = int(entry.meta.fresh_until - cache.clock())
         return value, lookup
 
     # -- a call -----------------------------------------------------------------------------
@@ -191,7 +190,7 @@ class CachedFetcher:
         entry = outcome.entry
         if entry is not None:
             call.shareable = entry.meta.shared
-            call.fresh_for = max(0, int(entry.meta.fresh_until - time.time()))
+            call.fresh_for = max(0, int(entry.meta.fresh_until - cache.clock()))
         return outcome.value
 
     def at_hand_remote(
@@ -219,7 +218,7 @@ class CachedFetcher:
         call.duration = ctx.elapsed() - call.started
         call.shareable = entry.meta.shared
         if lookup.verdict is FRESH:
-            call.fresh_for = max(0, int(entry.meta.fresh_until - time.time()))
+            call.fresh_for = max(0, int(entry.meta.fresh_until - self.cache.clock()))
         return value, lookup
 
     async def _shared(

@@ -45,7 +45,16 @@ from bff.cache.rules import NOT_OURS, freshness, renewed, vary_names
 from bff.observability import metrics
 from bff.settings.cache import CacheSettings
 
-__all__ = ["FRESH", "MISS", "REVALIDATE", "STALE", "Lookup", "PartCache", "View"]
+__all__ = [
+    "FRESH",
+    "MISS",
+    "REVALIDATE",
+    "STALE",
+    "Lookup",
+    "PartCache",
+    "View",
+    "open_part_cache",
+]
 
 ANONYMOUS = "anon"
 # A lookup's verdict is the metric's `result` label.
@@ -89,6 +98,63 @@ class View:
         return cold
 
 
+class MemoryTier:
+    """One LRU per worker, bounded in bytes, holding entries and shapes (see the module's
+    docstring). `lru` is read directly by `PartCache.lookup`, the path every part of every
+    request takes; everything that changes it goes through here."""
+
+    __slots__ = ("_max_bytes", "bytes_used", "lru")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.lru: OrderedDict[str, Entry | Shape] = OrderedDict()
+        self._max_bytes = max_bytes
+        self.bytes_used = 0
+
+    def __len__(self) -> int:
+        return len(self.lru)
+
+    def entry(self, key: str, now: float) -> Entry | None:
+        """The copy under `key`, if it is still of some use at `now` (a copy past its last
+        window is dropped, unless it has a validator to revalidate it with)."""
+        record = self.lru.get(key)
+        if not isinstance(record, Entry):
+            return None
+        if record.meta.expires_at <= now and record.meta.etag is None:
+            self.drop(key)
+            return None
+        self.lru.move_to_end(key)
+        return record
+
+    def shape(self, key: str) -> Shape | None:
+        record = self.lru.get(key)
+        if not isinstance(record, Shape):
+            return None
+        self.lru.move_to_end(key)
+        return record
+
+    def put(self, key: str, record: Entry | Shape) -> bool:
+        """Keep `record` (evicting the least recently used); False when it is too large (an
+        older copy under the key is dropped all the same: it would now be wrong)."""
+        lru = self.lru
+        old = lru.pop(key, None)
+        if old is not None:
+            self.bytes_used -= old.size
+        size = record.size
+        if size > self._max_bytes:
+            return False
+        lru[key] = record
+        self.bytes_used += size
+        while self.bytes_used > self._max_bytes:
+            _, evicted = lru.popitem(last=False)
+            self.bytes_used -= evicted.size
+        return True
+
+    def drop(self, key: str) -> None:
+        record = self.lru.pop(key, None)
+        if record is not None:
+            self.bytes_used -= record.size
+
+
 class Lookup(NamedTuple):
     """A lookup's verdict. `key`: where this request's copy lives, and the coalescing key.
     `entry`: the copy found (kept for REVALIDATE too: a 304 renews it, an error may serve it
@@ -112,11 +178,10 @@ class PartCache:
     ) -> None:
         """`redis`: the shared tier; `clock`: epoch seconds."""
         self.settings = settings
-        self._max_bytes = settings.max_bytes
-        self._lru: OrderedDict[str, Entry | Shape] = OrderedDict()
-        self.bytes_used = 0
+        self._memory = MemoryTier(settings.max_bytes)
+        self._lru = self._memory.lru
         self._redis = redis
-        self._clock = clock
+        self.clock = clock
         self._refreshing: dict[str, asyncio.Task[Any]] = {}
         # (service, result) -> lookups since start (bff_cache_lookups_total).
         self.lookups: defaultdict[tuple[str, str], int] = defaultdict(int)
@@ -124,12 +189,16 @@ class PartCache:
     def __len__(self) -> int:
         return len(self._lru)
 
+    @property
+    def bytes_used(self) -> int:
+        return self._memory.bytes_used
+
     # -- lookup ----------------------------------------------------------------------------
 
     def lookup(self, service: str, product_id: str, view: View) -> Lookup:
         """What the memory tier holds for this request (`remote` set when Redis may have it:
         then `lookup_remote` decides)."""
-        now = self._clock()
+        now = self.clock()
         base = f"{service}/{product_id}"
         lru = self._lru
         shape = lru.get(base + "|shape")
@@ -149,7 +218,7 @@ class PartCache:
         elif now < meta.swr_until:
             verdict = STALE
         elif now >= meta.expires_at and meta.etag is None:
-            self.drop_key(key)  # of no use any more, and nothing to revalidate it with
+            self._memory.drop(key)  # of no use any more, and nothing to revalidate it with
             if self._redis is not None:
                 return Lookup(MISS, key, base, None, shape, remote=True)
             self.lookups[(service, MISS)] += 1
@@ -178,13 +247,13 @@ class PartCache:
     async def lookup_remote(self, service: str, lookup: Lookup, view: View) -> Lookup:
         """`lookup` (a memory miss) completed from Redis: a shape, then a copy."""
         assert self._redis is not None
-        now = self._clock()
+        now = self.clock()
         base = lookup.base
         shape = lookup.shape
         if shape is None:
             shape = await self._remote(base + "|shape", decode_shape)
             if shape is not None:
-                self._put(base + "|shape", shape)
+                self._memory.put(base + "|shape", shape)
         if shape is None or (shape.uncacheable and now < shape.uncacheable_until):
             self.lookups[(service, MISS)] += 1
             return Lookup(MISS, f"{base}|c{view.cold}", base, None, shape)
@@ -195,7 +264,7 @@ class PartCache:
         if entry is None or not belongs(entry, shape, now):
             self.lookups[(service, MISS)] += 1
             return Lookup(MISS, key, base, None, shape)
-        self._put(key, entry)
+        self._memory.put(key, entry)
         meta = entry.meta
         if now < meta.fresh_until:
             verdict = FRESH
@@ -220,7 +289,7 @@ class PartCache:
         """Keep a 200's body (and its decoded value) if its headers allow; returns the entry
         kept, or None. A response the service no longer lets us store also forgets the copy
         this request had, and marks the key uncacheable for a while."""
-        now = self._clock()
+        now = self.clock()
         meta = freshness(
             headers, now=now, identified=view.identified, max_ttl_s=self.settings.max_ttl_s
         )
@@ -240,7 +309,7 @@ class PartCache:
         old = lookup.entry
         if old is None:
             return None
-        now = self._clock()
+        now = self.clock()
         meta = renewed(
             old.meta,
             headers,
@@ -261,7 +330,7 @@ class PartCache:
         """The age in whole seconds of the copy to serve because the live call failed, if
         inside its stale-if-error window; None when there is none."""
         entry = lookup.entry
-        now = self._clock()
+        now = self.clock()
         if entry is None or now >= entry.meta.sie_until:
             return None
         self.lookups[(service, "stale_if_error")] += 1
@@ -273,14 +342,9 @@ class PartCache:
     def drop(self, lookup: Lookup) -> None:
         """Forget the copy this lookup found (it no longer decodes, or may not be kept)."""
         if lookup.entry is not None:
-            self.drop_key(lookup.key)
+            self._memory.drop(lookup.key)
             if self._redis is not None:
                 self._redis.drop_later(lookup.key)
-
-    def drop_key(self, key: str) -> None:
-        record = self._lru.pop(key, None)
-        if record is not None:
-            self.bytes_used -= record.size
 
     # -- who may share what -----------------------------------------------------------------
 
@@ -338,9 +402,9 @@ class PartCache:
             or shape.uncacheable
         ):
             shape = Shape(meta.vary, meta.shared)
-            self._put(where, shape)
+            self._memory.put(where, shape)
         key = base if shape.shared and not shape.vary else variant_key(base, shape, view)
-        if not self._put(key, entry):
+        if not self._memory.put(key, entry):
             return None
         if self._redis is not None:
             # Kept in Redis until its last window closes; a revalidation renews it.
@@ -352,31 +416,29 @@ class PartCache:
     def _remember_uncacheable(self, base: str, now: float, headers: Mapping[str, str]) -> None:
         vary = vary_names(headers.get("Vary")) or ()
         shape = Shape(vary, False, now + UNCACHEABLE_S, uncacheable=True)
-        self._put(base + "|shape", shape)
+        self._memory.put(base + "|shape", shape)
         if self._redis is not None:
             self._redis.put_later(base + "|shape", encode(shape), UNCACHEABLE_S)
-
-    def _put(self, key: str, record: Entry | Shape) -> bool:
-        """Keep `record` (evicting the least recently used); False when it is too large (an
-        older copy under the key is dropped all the same: it would now be wrong)."""
-        lru = self._lru
-        old = lru.pop(key, None)
-        if old is not None:
-            self.bytes_used -= old.size
-        size = record.size
-        if size > self._max_bytes:
-            return False
-        lru[key] = record
-        self.bytes_used += size
-        while self.bytes_used > self._max_bytes:
-            _, evicted = lru.popitem(last=False)
-            self.bytes_used -= evicted.size
-        return True
 
     async def _remote(self, key: str, decode: Callable[[bytes], Any]) -> Any:
         assert self._redis is not None
         raw = await self._redis.get(key)
         return None if raw is None else decode(raw)
+
+
+def open_part_cache(settings: CacheSettings, redis_url: str | None = None) -> PartCache | None:
+    """The worker's cache, with its Redis tier when `redis_url` is set (BFF_REDIS_URL: it
+    connects on the first lookup); None when the cache is off (BFF_CACHE=off)."""
+    if not settings.enabled:
+        return None
+    redis = None
+    if redis_url:
+        redis = RedisTier(
+            redis_url,
+            timeout_s=settings.redis_timeout_ms / 1000,
+            on_error=lambda op: metrics.cache_redis_errors(op).inc(),
+        )
+    return PartCache(settings, redis=redis)
 
 
 def variant_key(base: str, shape: Shape, view: View) -> str:

@@ -293,15 +293,18 @@ class Writer:
     """Turns cumulative figures into increments of prometheus_client's metrics: each call
     names a series and its current total; only the growth since the last flush is written."""
 
-    __slots__ = ("_last",)
+    __slots__ = ("_gauges", "_last", "source")
 
     def __init__(self) -> None:
         self._last: dict[tuple[object, ...], float] = {}
+        self._gauges: dict[tuple[Gauge, tuple[str, ...]], float] = {}
+        # Whose totals are being written: each source's growth is its own.
+        self.source: object = None
 
     def counter(self, metric: Counter, labels: tuple[str, ...], total: float) -> None:
         """A series is made the first time it is named, at 0 if need be: a rate() of nothing
         is no line on a panel, a rate() of zero is a flat one."""
-        key = (metric, labels)
+        key = (self.source, metric, labels)
         last = self._last.get(key)
         if last is None or total > last:
             child = metric.labels(*labels) if labels else metric
@@ -320,7 +323,7 @@ class Writer:
         for labels, row in list(hist.values.items()):
             child = None
             for i, total in enumerate(row):
-                key = (metric, labels, i)
+                key = (self.source, metric, labels, i)
                 grown = total - last.get(key, 0.0)
                 if grown > 0:
                     if child is None:
@@ -329,7 +332,20 @@ class Writer:
                     last[key] = total
 
     def gauge(self, metric: Gauge, labels: tuple[str, ...], value: float) -> None:
-        (metric.labels(*labels) if labels else metric).set(value)
+        """A gauge's value now; several sources naming one series add up (several apps in one
+        process, as in tests; a worker has one of each)."""
+        key = (metric, labels)
+        self._gauges[key] = self._gauges.get(key, 0.0) + value
+
+    def forget(self, source: object) -> None:
+        """Drop what was kept of a source that is gone (a stopped app)."""
+        for key in [k for k in self._last if k[0] is source]:
+            del self._last[key]
+
+    def set_gauges(self) -> None:
+        for (metric, labels), value in self._gauges.items():
+            (metric.labels(*labels) if labels else metric).set(value)
+        self._gauges.clear()
 
 
 _WRITER = Writer()
@@ -344,6 +360,7 @@ def watch(source: Source) -> Callable[[], None]:
         flush()
         with contextlib.suppress(ValueError):
             _SOURCES.remove(source)
+        _WRITER.forget(source)
 
     return forget
 
@@ -351,6 +368,7 @@ def watch(source: Source) -> Callable[[], None]:
 def flush() -> None:
     """Write every figure that changed since the last flush into the registry."""
     out = _WRITER
+    out.source = None
     out.histogram(_REQUEST_DURATION, REQUESTS.durations)
     out.histogram(_DOWNSTREAM_DURATION, REQUESTS.parts)
     out.histogram(_QUEUE_DELAY, REQUESTS.queue_delay)
@@ -358,7 +376,10 @@ def flush() -> None:
     out.counters(_DEGRADED, list(REQUESTS.degraded.items()))
     out.gauge(_IN_FLIGHT, (), REQUESTS.in_flight)
     for source in list(_SOURCES):
+        out.source = source
         source.write_metrics(out)
+    out.source = None
+    out.set_gauges()
 
 
 @contextlib.asynccontextmanager

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import Request
 from prometheus_client import REGISTRY
 
+from bff.observability import metrics
 from mock_services import ServiceKind
 
 BffClient = TestClient[Request, Any]
@@ -22,7 +23,10 @@ KINDS: tuple[ServiceKind, ...] = ("product", "reviews", "inventory")
 
 def counted(metric: str, **labels: str) -> float:
     """A metric's value in this test process, 0 when never counted. Every app a test process
-    builds counts into one registry: compare the value before and after."""
+    builds counts into one registry: compare the value before and after. What the apps
+    counted is written to the registry first (bff.observability.metrics flushes it once a
+    second otherwise)."""
+    metrics.flush()
     return REGISTRY.get_sample_value(metric, labels) or 0.0
 
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 
-from bff.edge.arrival import BffRequestHandler
+from bff.edge.protocol import BffRequestHandler
 
 Serve = Callable[..., Awaitable[str]]
 

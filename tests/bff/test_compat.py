@@ -28,7 +28,7 @@ from bff._compat import (
     redis_pool_of,
     swap_class,
 )
-from bff.edge.arrival import BffRequestHandler, BffServer
+from bff.edge.protocol import BffRequestHandler, BffServer
 
 
 @pytest.fixture
@@ -198,7 +198,7 @@ async def _ok(request: web.BaseRequest) -> web.StreamResponse:
 
 
 class TestReceiveTime:
-    """What `bff.edge.arrival` reads to stamp when a request's bytes arrived."""
+    """What `bff.edge.protocol` reads to stamp when a request's bytes arrived."""
 
     async def test_a_server_builds_our_protocol_class_with_its_own_arguments(self) -> None:
         """`Server` keeps its loop and handler kwargs where `new_request_handler` reads them."""

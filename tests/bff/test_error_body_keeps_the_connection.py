@@ -18,10 +18,9 @@ from aiohttp import web
 from call_support import get_reviews
 from pytest_aiohttp import AiohttpServer
 
-from bff.clients import transport
-from bff.resilience.pool import Instance
+from bff import client
 
-CAP = transport._ERROR_BODY_CAP
+CAP = client._ERROR_BODY_CAP
 
 
 class Service:
@@ -53,11 +52,13 @@ async def ports_of_three_calls(aiohttp_server: AiohttpServer, service: Service) 
     app = web.Application()
     app.router.add_get("/{tail:.*}", service.handler)
     server = await aiohttp_server(app)
-    instance = Instance(server.make_url(""))
+    url = server.make_url("")
     async with aiohttp.ClientSession() as session:
         for _ in range(3):
-            answer = await get_reviews(session, instance)
-            assert (answer.status, answer.body) == (503, b"")
+            reply = await get_reviews(session, url)
+            assert reply.status == 503
+            assert reply.error is not None
+            assert reply.error.reason == "unavailable"
     return service.ports
 
 

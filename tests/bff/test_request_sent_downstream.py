@@ -15,7 +15,6 @@ from call_support import get_reviews
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
-from bff.resilience.pool import Instance
 
 Seen = dict[str, str]
 
@@ -35,8 +34,8 @@ async def recorder(aiohttp_server: AiohttpServer, seen: Seen) -> URL:
 
 async def get(base: URL, host: str | None = None) -> int:
     async with aiohttp.ClientSession() as session:
-        answer = await get_reviews(session, Instance(base, host), headers={"X-Request-ID": "req-1"})
-    return answer.status
+        reply = await get_reviews(session, base, host=host, headers={"X-Request-ID": "req-1"})
+    return reply.status
 
 
 class TestTheUrl:

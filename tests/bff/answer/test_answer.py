@@ -12,15 +12,25 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from bff.answer import ANSWER_FRESHNESS, AnswerFreshness, answer_middleware
-from bff.answer.conditional import etag_of, none_match
-from bff.answer.encoding import choose
+from bff.answer import AnswerFreshness, choose, etag_of, finish, none_match
 
 MIN_BYTES = 1024
 BIG = msgspec.json.encode({"items": [{"id": f"P{i:03d}", "name": "gadget"} for i in range(100)]})
 SMALL = b'{"id": "P001"}'
 
 Client = TestClient[web.Request, web.Application]
+# What a handler says of its answer (bff.product_details puts it on the request's context).
+FRESHNESS = web.RequestKey("freshness", AnswerFreshness)
+
+
+def finishing(min_bytes: int) -> Any:
+    """`bff.answer.finish` after every handler, as the public port's middleware runs it."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        return finish(request, await handler(request), min_bytes, request.get(FRESHNESS))
+
+    return middleware
 
 
 def handler(
@@ -28,7 +38,7 @@ def handler(
 ) -> Any:
     async def handle(request: web.Request) -> web.Response:
         if freshness is not None:
-            request[ANSWER_FRESHNESS] = freshness
+            request[FRESHNESS] = freshness
         return web.Response(
             body=body,
             status=status,
@@ -46,7 +56,7 @@ DEGRADED = AnswerFreshness(max_age_s=25, shareable=True, complete=False)
 
 @pytest.fixture
 async def client(aiohttp_client: AiohttpClient) -> Client:
-    app = web.Application(middlewares=[answer_middleware(MIN_BYTES)])
+    app = web.Application(middlewares=[finishing(MIN_BYTES)])
     app.router.add_get("/complete", handler(BIG, COMPLETE))
     app.router.add_get("/small", handler(SMALL, COMPLETE))
     app.router.add_route("OPTIONS", "/small", handler(b"", None))
@@ -210,7 +220,7 @@ class TestCompression:
             assert gzip.decompress(await resp.read()) == BIG
 
     async def test_a_real_client_decodes_both(self, aiohttp_client: AiohttpClient) -> None:
-        app = web.Application(middlewares=[answer_middleware(MIN_BYTES)])
+        app = web.Application(middlewares=[finishing(MIN_BYTES)])
         app.router.add_get("/complete", handler(BIG, COMPLETE))
         client = await aiohttp_client(app)  # decompresses, as a browser would
         for coding in ("br", "gzip"):

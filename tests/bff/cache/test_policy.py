@@ -7,7 +7,7 @@ from email.utils import formatdate
 import pytest
 from cache_support import headers, lines
 
-from bff.cache.policy import MAX_DELTA_S, Freshness, freshness, parse_cache_control, vary_names
+from bff.cache.rules import MAX_DELTA_S, Freshness, freshness, parse_cache_control, vary_names
 
 NOW = 1_800_000_000.25
 DAY = 86_400.0
