@@ -44,7 +44,7 @@ What one attempt's answer says about the service (breaker and outlier ejection):
 The retry loop is ours, not aiohttp-retry's: its loop wants a request function returning an
 aiohttp `ClientResponse` for a URL fixed up front, while an attempt here picks its instance,
 permit and timeout when it starts and answers with a value. aiohttp-retry's public retry
-options give the schedule (`_Schedule`: attempts, full-jitter backoff).
+options give the schedule (`RetrySchedule`: attempts, full-jitter backoff).
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def describe(exc: BaseException) -> str:
 # -- the retry schedule -----------------------------------------------------------------------
 
 
-class _Schedule(RetryOptionsBase):
+class RetrySchedule(RetryOptionsBase):
     """aiohttp-retry's options for one service: how many attempts, and the backoff before
     attempt n+1 (full jitter: uniform in [0, min(max, base * 2^(n-1))], the AWS architecture
     blog's choice: it spreads the retries of many callers the most)."""
@@ -256,7 +256,7 @@ class DownstreamClient:
         self.loop_lag = loop_lag
         self._lag_neutral = lag_neutral_s
         self.tracer = tracer  # None: no spans (the pass-through trace context still goes out)
-        self.schedule = _Schedule(settings.retry)
+        self.schedule = RetrySchedule(settings.retry)
         self.pool = InstancePool(settings.urls, settings.outlier)
         self.breaker = ServiceBreaker(settings.name, settings.breaker, on_breaker_transition)
         retry = settings.retry
@@ -402,7 +402,7 @@ class DownstreamClient:
             self._attempted("ok", span, reply)
             return reply, None
         call.error = error = failed
-        delay = self._plan_retry(error, call.attempts, ctx) if retryable else None
+        delay = self.plan_retry(error, call.attempts, ctx) if retryable else None
         if span is not None and delay is not None:
             span.retry_scheduled(delay, call.attempts + 1)
         self._attempted(error.reason, span, reply)
@@ -604,7 +604,7 @@ class DownstreamClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _plan_retry(
+    def plan_retry(
         self, error: DownstreamError, attempts: int, ctx: RequestContext
     ) -> float | None:
         """The delay before the next attempt, or None when there is none (`error` is final).

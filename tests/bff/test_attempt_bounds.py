@@ -10,13 +10,11 @@ import asyncio
 import aiohttp
 import pytest
 from aiohttp import web
-from call_support import REVIEWS, call_context
+from call_support import REVIEWS, call_context, fetch
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
-from bff.clients.attempt import Call
-from bff.clients.base import DownstreamClient
-from bff.deadline import Deadline
+from bff.client import DownstreamClient
 from bff.errors import DownstreamTimeout
 from bff.settings import DownstreamSettings, RetrySettings
 
@@ -39,14 +37,6 @@ def client_for(url: URL, session: aiohttp.ClientSession) -> DownstreamClient:
     return DownstreamClient(settings, session, propagation_margin_s=0.005)
 
 
-class _Left:
-    def __init__(self, left: float) -> None:
-        self.left = left
-
-    def remaining(self) -> float:
-        return self.left
-
-
 class TestNoTimeLeft:
     """With 1 ms or less left, no attempt: a timeout of the deadline, named as such."""
 
@@ -54,12 +44,13 @@ class TestNoTimeLeft:
     async def test_no_attempt(self, left: float) -> None:
         client = client_for(URL("http://127.0.0.1:1"), aiohttp.ClientSession())
         try:
-            ctx = call_context(Deadline(5.0), {})
-            call = Call(client, ctx, ctx.new_call("reviews"), REVIEWS, "P001")
-            ctx.deadline = _Left(left)  # type: ignore[assignment]
-            with pytest.raises(DownstreamTimeout) as refused:
-                await call.attempt()
-            assert str(refused.value) == "reviews: timeout (deadline reached)"
+            ctx = call_context(5.0)
+            call = ctx.new_call("reviews")
+            ctx.deadline_at = asyncio.get_running_loop().time() + left
+            reply = await client.fetch(REVIEWS, "P001", ctx, call)
+            assert isinstance(reply.error, DownstreamTimeout)
+            assert str(reply.error) == "reviews: timeout (deadline reached)"
+            assert call.attempts == 0
             assert client.pool.instances[0].in_flight == 0
         finally:
             await client.session.close()
@@ -72,12 +63,11 @@ class TestAnAttemptGivesUp:
         url = await slow_service(aiohttp_server)
         async with aiohttp.ClientSession() as session:
             client = client_for(url, session)
-            ctx = call_context(Deadline(5.0), {})
             started = asyncio.get_running_loop().time()
-            with pytest.raises(DownstreamTimeout) as ended:
-                await client.fetch(REVIEWS, "P001", ctx)
+            reply, _ = await fetch(client, REVIEWS, budget_s=5.0)
             waited = asyncio.get_running_loop().time() - started
-        assert str(ended.value) == "reviews: timeout (no answer in 200 ms)"
+        assert isinstance(reply.error, DownstreamTimeout)
+        assert str(reply.error) == "reviews: timeout (no answer in 200 ms)"
         assert waited < 2.0  # the service would have answered after 3 s
         assert client.breaker.counts == (0, 1)
 
@@ -90,12 +80,9 @@ class TestInFlight:
         async with aiohttp.ClientSession() as session:
             client = client_for(url, session)
             [instance] = client.pool.instances
-            calls = [
-                asyncio.create_task(client.fetch(REVIEWS, "P001", call_context(Deadline(5.0), {})))
-                for _ in range(2)
-            ]
+            calls = [asyncio.create_task(fetch(client, REVIEWS, budget_s=5.0)) for _ in range(2)]
             await asyncio.sleep(0.1)
             assert instance.in_flight == 2
-            for ended in await asyncio.gather(*calls, return_exceptions=True):
-                assert isinstance(ended, DownstreamTimeout)
+            for reply, _ in await asyncio.gather(*calls):
+                assert isinstance(reply.error, DownstreamTimeout)
             assert instance.in_flight == 0

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp import web
-from call_support import REVIEWS, call_context
+from call_support import REVIEWS, fetch
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
-from bff.clients.base import DownstreamClient
-from bff.deadline import Deadline
+from bff.client import DownstreamClient
 from bff.settings import DownstreamSettings
 
 
@@ -36,7 +35,7 @@ async def header_sent(
     )
     async with aiohttp.ClientSession() as session:
         client = DownstreamClient(settings, session, propagation_margin_s=margin_s)
-        await client.fetch(REVIEWS, "P001", call_context(Deadline(deadline_s), {}))
+        await fetch(client, REVIEWS, budget_s=deadline_s)
     [value] = seen
     return value
 

@@ -11,11 +11,20 @@ import random
 
 import pytest
 
-from bff.resilience.backoff import backoff_delay
+from bff.client import RetrySchedule
+from bff.settings import RetrySettings
+
+
+def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
+    schedule = RetrySchedule(
+        RetrySettings(backoff_base_ms=base_s * 1000, backoff_max_ms=max_s * 1000)
+    )
+    return schedule.get_timeout(attempt)
 
 
 class TestBackoffCeiling:
-    """Attempt n waits uniformly in [0, min(max, base * 2**(n-1))]."""
+    """Attempt n waits uniformly in [0, min(max, base * 2**(n-1))]: the schedule is
+    aiohttp-retry's public options object (`RetryOptionsBase.get_timeout`)."""
 
     @pytest.mark.parametrize(
         ("attempt", "ceiling"),

@@ -14,9 +14,8 @@ from call_support import REVIEWS, call_context, endpoint
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
-from bff.clients.base import DownstreamClient
+from bff.client import DownstreamClient
 from bff.context import RequestContext
-from bff.deadline import Deadline
 from bff.errors import Overloaded
 from bff.models import Review
 from bff.resilience.loop_lag import LoopLag
@@ -44,10 +43,10 @@ class TestTheCallIsRecorded:
             client = DownstreamClient(
                 DownstreamSettings("reviews", (URL(url),)), session, propagation_margin_s=0.005
             )
-            ctx = call_context(Deadline(2.0), {})
+            ctx = call_context(2.0)
             await asyncio.sleep(0.5)  # the call starts late in its request
-            value = await client.fetch(REVIEWS, "P001", ctx)
-        assert [r.product_id for r in value] == ["P001"]
+            reply = await client.fetch(REVIEWS, "P001", ctx, ctx.new_call("reviews"))
+        assert [r.product_id for r in reply.value] == ["P001"]
         [state] = ctx.calls
         assert (state.service, state.attempts, state.outcome) == ("reviews", 1, "ok")
         # Its own duration (a loopback call: milliseconds), not the request's time so far.
@@ -71,10 +70,10 @@ class TestTheCallIsRecorded:
         client = DownstreamClient(
             settings, cast(aiohttp.ClientSession, None), propagation_margin_s=0.005
         )
-        ctx = call_context(Deadline(2.0), {})
-        with pytest.raises(Overloaded) as refused:
-            await client.fetch(REVIEWS, "P001", ctx)
-        assert str(refused.value) == "reviews: overloaded (0 calls in flight)"
+        ctx = call_context(2.0)
+        reply = await client.fetch(REVIEWS, "P001", ctx, ctx.new_call("reviews"))
+        assert isinstance(reply.error, Overloaded)
+        assert str(reply.error) == "reviews: overloaded (0 calls in flight)"
         [state] = ctx.calls
         assert (state.service, state.attempts, state.outcome) == ("reviews", 0, "overloaded")
 
@@ -105,8 +104,8 @@ class TestFailedCallsAreRecorded:
                 session,
                 propagation_margin_s=0.005,
             )
-            ctx = call_context(Deadline(2.0), {})
-            task = asyncio.create_task(client.fetch(REVIEWS, "P001", ctx))
+            ctx = call_context(2.0)
+            task = asyncio.create_task(client.fetch(REVIEWS, "P001", ctx, ctx.new_call("reviews")))
             await asyncio.sleep(0.1)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -122,9 +121,9 @@ class TestFailedCallsAreRecorded:
             client = DownstreamClient(
                 DownstreamSettings("reviews", (URL(url),)), session, propagation_margin_s=0.005
             )
-            ctx = call_context(Deadline(2.0), {})
+            ctx = call_context(2.0)
             with pytest.raises(Bug):
-                await client.fetch(buggy, "P001", ctx)
+                await client.fetch(buggy, "P001", ctx, ctx.new_call("reviews"))
         [state] = ctx.calls
         assert (state.service, state.outcome) == ("reviews", "bad_response")
 
@@ -134,7 +133,7 @@ class TestAPendingCall:
     not unwound yet: Server-Timing and the access log report it as cancelled, timed until
     now."""
 
-    def test_reported_as_cancelled_until_now(self) -> None:
+    async def test_reported_as_cancelled_until_now(self) -> None:
         ctx = RequestContext("req-test")
         state = ctx.new_call("reviews")
         assert (state.service, state.outcome, state.attempts) == ("reviews", "pending", 0)
@@ -142,7 +141,7 @@ class TestAPendingCall:
         assert part.outcome == "cancelled"
         assert part.duration_s == pytest.approx(ctx.report().total_s - state.started)
 
-    def test_a_finished_call_keeps_its_own(self) -> None:
+    async def test_a_finished_call_keeps_its_own(self) -> None:
         ctx = RequestContext("req-test")
         state = ctx.new_call("reviews")
         state.outcome, state.duration = "timeout", 0.25

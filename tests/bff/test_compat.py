@@ -1,5 +1,5 @@
 """Each private API in `bff._compat` still does what we rely on: an upgrade of aiohttp,
-aiohttp-retry or limits that changes one fails here, by name, not somewhere downstream."""
+prometheus_client or limits that changes one fails here, by name, not somewhere downstream."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from edge_support import raw_request, real_bff
 from limits import RateLimitItemPerSecond
 from limits.aio import storage as aio_storage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from prometheus_client import Histogram
 
 from bff import _compat
 from bff._compat import (
     CompatError,
     InlineExpiryMemoryStorage,
-    RetryRequestContext,
+    histogram_add,
     disable_silent_resend,
     redis_pool_of,
     swap_class,
@@ -100,60 +101,31 @@ async def _no_handler(request: Any) -> Any:
     raise AssertionError("not called")
 
 
-class TestAiohttpRetry:
-    """The request context retries the listed exceptions after `get_timeout`, up to
-    `attempts`, and hands back the first response it does not retry."""
+class TestPrometheusHistogram:
+    """`histogram_add` puts many observations into one bucket (the library keeps each
+    bucket's own count) and adds to the sum, as that many `observe()` calls would."""
 
-    class Options:
-        statuses: frozenset[int] = frozenset()
-        exceptions = (KeyError,)
-        methods = frozenset({"GET"})
-        retry_all_server_errors = False
-        evaluate_response_callback = None
-        attempts = 3
+    def test_many_at_once_equal_one_at_a_time(self) -> None:
+        bounds = (0.1, 1.0)
+        one = Histogram("compat_probe_one", "probe", buckets=bounds, registry=None)
+        many = Histogram("compat_probe_many", "probe", buckets=bounds, registry=None)
+        for value in (0.05, 0.05, 0.05, 0.5, 3.0):
+            one.observe(value)
+        histogram_add(many, 0, 3)  # three at or under 0.1
+        histogram_add(many, 1, 1)  # one under 1.0
+        histogram_add(many, 2, 1)  # one past every bound: +Inf
+        histogram_add(many, 3, 0.05 * 3 + 0.5 + 3.0)  # one past the last bucket: the sum
 
-        def __init__(self) -> None:
-            self.asked: list[int] = []
+        def samples(h: Histogram) -> list[tuple[str, dict[str, str], float]]:
+            return [(s.name.split("_", 3)[-1], s.labels, s.value) for s in h.collect()[0].samples]
 
-        def get_timeout(self, attempt: int, response: Any = None) -> float:
-            self.asked.append(attempt)
-            return 0.0
-
-    class Response:
-        method, status = "GET", 200
-
-    async def test_retries_then_returns(self) -> None:
-        options, calls = self.Options(), []
-
-        async def request(method: str, url: str, **kwargs: Any) -> Any:
-            calls.append(kwargs["trace_request_ctx"]["current_attempt"])
-            if len(calls) < 3:
-                raise KeyError("again")
-            return self.Response()
-
-        params = [aiohttp_retry_params()]
-        response = await RetryRequestContext(request, params, _Silent(), options)
-        assert isinstance(response, self.Response)
-        assert (calls, options.asked) == ([1, 2, 3], [1, 2])
-
-    async def test_the_last_error_escapes_when_attempts_are_spent(self) -> None:
-        async def request(method: str, url: str, **kwargs: Any) -> Any:
-            raise KeyError("always")
-
-        with pytest.raises(KeyError, match="always"):
-            await RetryRequestContext(request, [aiohttp_retry_params()], _Silent(), self.Options())
-
-
-def aiohttp_retry_params() -> Any:
-    from aiohttp_retry import RequestParams
-
-    return RequestParams("GET", "")
-
-
-class _Silent:
-    def debug(self, *args: Any, **kwargs: Any) -> None: ...
-    def warning(self, *args: Any, **kwargs: Any) -> None: ...
-    def exception(self, *args: Any, **kwargs: Any) -> None: ...
+        got = {
+            (n, tuple(sorted(lb.items()))): v for n, lb, v in samples(many) if "created" not in n
+        }
+        want = {
+            (n, tuple(sorted(lb.items()))): v for n, lb, v in samples(one) if "created" not in n
+        }
+        assert got == pytest.approx(want)
 
 
 class TestLimits:

@@ -16,7 +16,7 @@ from bff_support import AdminFor, BffClient, MakeBff, Mocks
 from edge_support import SECRET, claims, hs256, raw_request, real_bff
 from prometheus_client.parser import text_string_to_metric_families
 
-from bff.edge import forwarding
+from bff import validation as forwarding
 from bff.settings import Settings, SettingsError
 
 TIGHT = {"BFF_RATE_LIMIT_RATE": "3", "BFF_RATE_LIMIT_BURST": "3"}

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 from bff_support import MakeBff
 
-import bff.handlers.product_details as handler_module
+from bff import product_details
 
 
 async def test_unexpected_exception_is_a_bare_500_problem(
     make_bff: MakeBff, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def broken(*_: object) -> None:
+    def broken(*_: object) -> None:
         raise RuntimeError("secret-internal-detail at /srv/app.py")
 
-    monkeypatch.setattr(handler_module, "aggregate", broken)
+    monkeypatch.setattr(product_details, "_merge", broken)
     bff = await make_bff()
     async with bff.get("/product-details/P001") as resp:
         assert resp.status == 500

@@ -15,9 +15,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from bff.aggregate import aggregate
+from bff import product_details
+from bff.cache.fetcher import NOT_AT_HAND
 from bff.context import RequestContext
-from bff.deadline import Deadline
+from bff.edge.admission import Admission
 from bff.errors import BadResponse, DownstreamTimeout
 from bff.models import ReviewSummary
 from bff.parts import PARTS, Part
@@ -40,7 +41,10 @@ class Fetch:
         self.hanging, self.broken = hanging, broken
         self.cancelled: list[str] = []
 
-    async def __call__(self, part: Part[Any]) -> Any:
+    def in_flight(self, key: str) -> bool:
+        return False
+
+    async def fetch(self, part: Part[Any], *_: Any) -> Any:
         if part.name == self.broken:
             raise Boom("a bug")
         if part.name == self.hanging:
@@ -49,21 +53,32 @@ class Fetch:
             except asyncio.CancelledError:
                 self.cancelled.append(part.name)
                 raise
-        return part.decode_or_bad(msgspec.json.encode(BODIES[part.name]), ID)
+        return part.decode(msgspec.json.encode(BODIES[part.name]), ID)
 
 
 def context() -> RequestContext:
     ctx = RequestContext("safety-net")
-    ctx.deadline = Deadline(BUDGET_S)
+    ctx.start(BUDGET_S)
     return ctx
+
+
+async def aggregate(fetch: Fetch, ctx: RequestContext) -> dict[str, Any]:
+    """The fan-out and the merge of `GET /product-details/{id}` for parts none of which is at
+    hand, with `fetch` standing for the cached fetcher."""
+    details = product_details.ProductDetails(
+        PARTS, fetch, Admission(deadline_s=BUDGET_S, max_in_flight=10), deadline_s=BUDGET_S
+    )  # type: ignore[arg-type]
+    values: list[Any] = [NOT_AT_HAND] * len(PARTS)
+    missing = [(i, part, None) for i, part in enumerate(PARTS)]
+    await details._fetch_missing(ctx, ID, None, values, missing)
+    return product_details._merge(PARTS, values, ctx)
 
 
 async def test_an_optional_part_past_the_deadline_is_cut_and_degraded_as_a_timeout() -> None:
     fetch, ctx = Fetch("reviews"), context()
-    assert ctx.deadline is not None
-    body = await asyncio.wait_for(aggregate(PARTS, fetch, ctx), timeout=5)
+    body = await asyncio.wait_for(aggregate(fetch, ctx), timeout=5)
     # Answered by the safety timer: not before the deadline, and long before the call's hour.
-    assert asyncio.get_running_loop().time() >= ctx.deadline.at
+    assert asyncio.get_running_loop().time() >= ctx.deadline_at
     assert body["degraded"] == {"reviews": "timeout"}
     assert body["error"] == "reviews: timeout"
     assert (body["reviews"], body["reviewSummary"]) == ([], ReviewSummary(0, None))
@@ -75,7 +90,7 @@ async def test_an_optional_part_past_the_deadline_is_cut_and_degraded_as_a_timeo
 async def test_the_product_past_the_deadline_fails_the_answer_as_a_timeout() -> None:
     fetch = Fetch("product")
     with pytest.raises(DownstreamTimeout) as failed:
-        await asyncio.wait_for(aggregate(PARTS, fetch, context()), timeout=5)
+        await asyncio.wait_for(aggregate(fetch, context()), timeout=5)
     assert str(failed.value) == "product: timeout (deadline reached)"
     await asyncio.sleep(0)
     assert fetch.cancelled == ["product"]
@@ -84,7 +99,7 @@ async def test_the_product_past_the_deadline_fails_the_answer_as_a_timeout() -> 
 async def test_an_optional_part_that_raises_a_bug_is_its_bad_response_logged_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    body = await aggregate(PARTS, Fetch(broken="inventory"), context())
+    body = await aggregate(Fetch(broken="inventory"), context())
     assert body["degraded"] == {"inventory": "bad_response"}
     assert body["inventory"] is None
     (line,) = [x for x in capsys.readouterr().out.splitlines() if "part_failed_unexpectedly" in x]
@@ -94,5 +109,5 @@ async def test_an_optional_part_that_raises_a_bug_is_its_bad_response_logged_onc
 
 async def test_the_product_raising_a_bug_fails_the_answer_as_a_bad_response() -> None:
     with pytest.raises(BadResponse) as failed:
-        await aggregate(PARTS, Fetch(broken="product"), context())
+        await aggregate(Fetch(broken="product"), context())
     assert str(failed.value) == "product: bad_response (unexpected Boom)"

@@ -44,7 +44,7 @@ async def setup(mocks: Mocks) -> AsyncIterator[Setup]:
         client = DownstreamClient(
             settings, session, propagation_margin_s=0.005, tracer=provider.get_tracer("test")
         )
-        ctx = call_context(Deadline(2.0), {})
+        ctx = call_context(2.0)
         call = Call(client, ctx, ctx.new_call("reviews"), REVIEWS, "P001")
         # A sampled request: its calls get client spans.
         token = CURRENT.set(RequestTrace("ab" * 16, "cd" * 8, "01", None))

@@ -22,7 +22,7 @@ from pytest_aiohttp import AiohttpClient
 from settings_support import tuned
 
 from bff.app import create_app
-from bff.handlers import product_details as handler_module
+from bff import product_details
 from bff.observability.logging import processors_for
 from bff.settings import Settings
 
@@ -130,10 +130,10 @@ class TestNothingSensitive:
     async def test_unexpected_exception_traceback_in_the_log_only(
         self, bff: BffClient, log_lines: LogLines, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        async def broken(*_: Any) -> None:
+        def broken(*_: Any) -> None:
             raise RuntimeError("internal detail 42")
 
-        monkeypatch.setattr(handler_module, "aggregate", broken)
+        monkeypatch.setattr(product_details, "_merge", broken)
         async with bff.get("/product-details/P001", headers={"traceparent": TRACEPARENT}) as r:
             assert r.status == 500
             body = await r.text()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bff.clients.mapping import retry_after
+from bff.client import retry_after
 
 
 class TestLeadingZeros:

@@ -1,4 +1,4 @@
-"""When a failed attempt gets another one, and after how long (`Call.plan_retry`).
+"""When a failed attempt gets another one, and after how long (`DownstreamClient.plan_retry`).
 
 A retry is planned only while attempts remain and the breaker is not open, only if the deadline
 still holds the pause plus the service's latency floor, and only with a token from the retry
@@ -17,13 +17,25 @@ import pytest
 from call_support import REVIEWS, call_context
 from yarl import URL
 
-from bff.clients.attempt import Call
-from bff.clients.base import DownstreamClient
-from bff.deadline import Deadline
+from bff.client import DownstreamClient
+from bff.context import RequestContext
 from bff.errors import DownstreamError, DownstreamUnavailable
 from bff.settings import BreakerSettings, DownstreamSettings, RetrySettings
 
 _UNUSED_SESSION = cast(aiohttp.ClientSession, None)  # planning never sends anything
+
+
+class Call:
+    """A call that has made `attempts` attempts, the last one failed: what does the client
+    plan next?"""
+
+    def __init__(self, client: DownstreamClient, ctx: RequestContext, attempts: int) -> None:
+        self.client = client
+        self.ctx = ctx
+        self.attempts = attempts
+
+    def plan_retry(self, error: DownstreamError) -> float | None:
+        return self.client.plan_retry(error, self.attempts, self.ctx)
 
 
 def call(deadline_s: float = 5.0, attempts: int = 1, margin_s: float = 0.005, **retry: Any) -> Call:
@@ -34,10 +46,7 @@ def call(deadline_s: float = 5.0, attempts: int = 1, margin_s: float = 0.005, **
         breaker=BreakerSettings(min_calls=1, reset_timeout_s=60.0),
     )
     client = DownstreamClient(settings, _UNUSED_SESSION, propagation_margin_s=margin_s)
-    ctx = call_context(Deadline(deadline_s), {})
-    state = ctx.new_call("reviews")
-    state.attempts = attempts
-    return Call(client, ctx, state, REVIEWS, "P001")
+    return Call(client, call_context(deadline_s), attempts)
 
 
 def failed(retry_after: float | None = None) -> DownstreamError:
@@ -70,10 +79,13 @@ class TestRetryPlanned:
         assert call().plan_retry(failed(retry_after=0.25)) == 0.25
 
 
-class _Left:
+class _Frozen(RequestContext):
     """A deadline frozen at `left` seconds (binary fractions, so the sums below are exact)."""
 
+    __slots__ = ("left",)
+
     def __init__(self, left: float) -> None:
+        super().__init__("req-test")
         self.left = left
 
     def remaining(self) -> float:
@@ -87,7 +99,7 @@ class TestTheRetryMustFit:
     def fitted(self, retry_after: float) -> float | None:
         # floor 15.625 ms + margin 7.8125 ms = 23.4375 ms must be left after the pause.
         c = call(min_attempt_ms=15.625, margin_s=0.0078125)
-        c.ctx.deadline = cast(Deadline, _Left(0.5))
+        c.ctx = _Frozen(0.5)
         return c.plan_retry(failed(retry_after=retry_after))
 
     async def test_exactly_enough(self) -> None:
