@@ -51,11 +51,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import math
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -132,6 +133,11 @@ class Reply:
 
     def __repr__(self) -> str:
         return f"Reply({self.status}, error={self.error!r})"
+
+
+# One request of an attempt (the first, or its hedge): its reply, and whether a retry could
+# change it.
+Leg = tuple[Reply, bool]
 
 
 # -- foreign exceptions -----------------------------------------------------------------------
@@ -371,26 +377,18 @@ class DownstreamClient:
                     part, path, product_id, instance, permit, headers, allotted, etag
                 )
             else:
-                # The first request runs in this task (no task of its own: this runs on every
-                # call of a service that hedges); the race comes in only if a hedge went.
-                race = _Race(self, part, path, product_id, ctx, call, instance, etag, hedge_delay)
-                try:
-                    leg = await self._leg(
-                        part, path, product_id, instance, permit, headers, allotted, etag
-                    )
-                except BaseException as exc:
-                    leg = await race.first_failed(exc)
-                else:
-                    if race.hedge is None and not race.hedge_won:
-                        race.stop()
-                    else:
-                        leg = await race.first_answered(leg)
-                reply, retryable = leg
-                if race.outcome is not None:
-                    call.hedge = race.outcome
-                    self.hedges[race.outcome] += 1
+                (reply, retryable), outcome = await race(
+                    self._leg(part, path, product_id, instance, permit, headers, allotted, etag),
+                    hedge_delay,
+                    lambda late_s: self.start_hedge(
+                        part, path, product_id, ctx, call, instance, etag, late_s
+                    ),
+                )
+                if outcome is not None:
+                    call.hedge = outcome
+                    self.hedges[outcome] += 1
                     if span is not None:
-                        span.hedged(race.outcome)
+                        span.hedged(outcome)
         except BaseException as exc:
             cancelled = isinstance(exc, asyncio.CancelledError)
             self._attempted("cancelled" if cancelled else "error", span, exc)
@@ -627,12 +625,18 @@ class DownstreamClient:
 
     def start_hedge(
         self,
-        race: _Race,
+        part: Endpoint,
+        path: str,
+        product_id: str,
+        ctx: RequestContext,
+        call: PartCall,
+        first: Instance,
+        etag: str | None,
         late_s: float,
-    ) -> asyncio.Task[tuple[Reply, bool]] | None:
-        """Start the hedge leg now, or None when it may not go (see HedgePolicy; the breaker
-        last: a hedge needs a permit of its own). `late_s`: how late the hedge timer fired."""
-        ctx, call = race.ctx, race.call
+    ) -> asyncio.Task[Leg] | None:
+        """Start the hedge of the request sent to `first` now, or None when it may not go (see
+        HedgePolicy; the breaker last: a hedge needs a permit of its own). `late_s`: how late
+        the hedge timer fired."""
         loop_late = late_s > HEDGE_LATE_S or self.loop_starved()
         refused = self.hedging.admit(ctx.remaining(), self.margin, loop_late, self.breaker.counts)
         if refused is None:
@@ -644,14 +648,15 @@ class DownstreamClient:
             self.hedges_skipped[refused] += 1
             return None
         try:
-            instance = self.pool.pick(race.instance)
+            instance = self.pool.pick(first)
             remaining = ctx.remaining()
             allotted = remaining if remaining < self.attempt_timeout else self.attempt_timeout
-            headers = self._headers(ctx, allotted, race.etag)
-            span = self._span(instance, race.path, headers, call, hedge=True)
-            task = asyncio.get_running_loop().create_task(
-                self._hedge_leg(race, instance, permit, headers, allotted, span)
+            headers = self._headers(ctx, allotted, etag)
+            span = self._span(instance, path, headers, call, hedge=True)
+            leg = functools.partial(
+                self._leg, part, path, product_id, instance, permit, headers, allotted, etag
             )
+            task = asyncio.get_running_loop().create_task(self._hedge_leg(leg, span))
         except BaseException:
             permit.release()  # a half-open breaker must not wait for a probe that never went
             raise
@@ -667,27 +672,12 @@ class DownstreamClient:
         return task
 
     async def _hedge_leg(
-        self,
-        race: _Race,
-        instance: Instance,
-        permit: Permit,
-        headers: dict[str, str],
-        allotted: float,
-        span: AttemptSpan | None,
-    ) -> tuple[Reply, bool]:
+        self, leg: Callable[[], Awaitable[Leg]], span: AttemptSpan | None
+    ) -> Leg:
         """A hedge under its own span and attempt count (a cancellation is recorded by the
         task's done callback)."""
         try:
-            reply, retryable = await self._leg(
-                race.part,
-                race.path,
-                race.product_id,
-                instance,
-                permit,
-                headers,
-                allotted,
-                race.etag,
-            )
+            reply, retryable = await leg()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -695,9 +685,6 @@ class DownstreamClient:
             raise
         self._attempted("ok" if reply.error is None else reply.error.reason, span, reply)
         return reply, retryable
-
-
-Leg = tuple[Reply, bool]
 
 
 def _good(leg: Leg) -> bool:
@@ -710,68 +697,65 @@ def _good_task(task: asyncio.Task[Leg]) -> bool:
     return not task.cancelled() and task.exception() is None and _good(task.result())
 
 
-class _Race:
+StartHedge = Callable[[float], "asyncio.Task[Leg] | None"]
+
+
+async def race(
+    first: Awaitable[Leg], delay: float, start_hedge: StartHedge
+) -> tuple[Leg, str | None]:
     """A hedged attempt: the first GOOD answer of two wins, the other is cancelled.
 
         first request               runs in the caller's own task (no task of its own: this
         │                           runs on every call of a service that hedges)
-        ├─ timer at `delay`         start_hedge(): None means no hedge (budget, deadline,
-        │                           breaker...) and the first request goes on alone
+        ├─ timer at `delay`         start_hedge(how late the timer fired): None means no
+        │                           hedge (budget, deadline, breaker...) and the first request
+        │                           goes on alone
         └─ hedge task               whichever answers first with a final answer wins; a failed
                                     leg (timeout, 5xx, reset) never wins while the other may
                                     still succeed; when both fail, the first request's error
                                     stands
 
-    When the hedge wins, the caller's task is cancelled out of the first request the way
-    `asyncio.timeout` does it (a cancel it takes back with `uncancel()`), so the first request
-    has let go of its connection before we return. A hedge that loses is cancelled and
-    awaited, also when the caller itself is cancelled (the fan-out answered at its deadline).
-    """
+    Returns the answer to use and what became of the hedge (None: none was sent; "won",
+    "lost", "failed"). When the hedge wins, the caller's task is cancelled out of the first
+    request the way `asyncio.timeout` does it (a cancel it takes back with `uncancel()`), so
+    the first request has let go of its connection before we return. A hedge that loses is
+    cancelled and awaited, also when the caller itself is cancelled (the fan-out answered at
+    its deadline)."""
+    state = _Race(delay, start_hedge)
+    try:
+        leg = await first
+    except BaseException as exc:
+        leg = await state.first_failed(exc)
+    else:
+        if state.hedge is not None or state.hedge_won:
+            leg = await state.first_answered(leg)
+        else:
+            state.stop()
+    return leg, state.outcome
+
+
+class _Race:
+    """What the hedge timer and the hedge's done callback share with the caller's task."""
 
     __slots__ = (
         "before",
-        "call",
-        "client",
-        "ctx",
         "due",
-        "etag",
         "first_running",
         "hedge",
         "hedge_won",
-        "instance",
         "outcome",
-        "part",
-        "path",
-        "product_id",
+        "start_hedge",
         "task",
         "timer",
     )
 
-    def __init__(
-        self,
-        client: DownstreamClient,
-        part: Endpoint,
-        path: str,
-        product_id: str,
-        ctx: RequestContext,
-        call: PartCall,
-        instance: Instance,
-        etag: str | None,
-        delay: float,
-    ) -> None:
-        self.client = client
-        self.part = part
-        self.path = path
-        self.product_id = product_id
-        self.ctx = ctx
-        self.call = call
-        self.instance = instance
-        self.etag = etag
+    def __init__(self, delay: float, start_hedge: StartHedge) -> None:
         task = asyncio.current_task()
         assert task is not None, "a race runs in a task"
         self.task = task
         # Cancels the caller already had (taken or not) are not ours: compared with this count.
         self.before = task.cancelling()
+        self.start_hedge = start_hedge
         self.hedge: asyncio.Task[Leg] | None = None
         self.first_running = True
         self.hedge_won = False  # we cancelled the caller's task out of the first request
@@ -783,7 +767,7 @@ class _Race:
         """The hedge timer: the first request has not answered in time. A bug in starting
         the hedge must not go to the loop's handler unseen: logged, and no hedge."""
         try:
-            hedge = self.client.start_hedge(self, max(0.0, time.perf_counter() - self.due))
+            hedge = self.start_hedge(max(0.0, time.perf_counter() - self.due))
         except Exception:
             log.exception("hedge_not_started")
             return

@@ -1,4 +1,5 @@
-"""`start_hedge`: whether the hedge of one attempt goes out, and what it leaves behind.
+"""`DownstreamClient.start_hedge`: whether the hedge of one attempt goes out, and what it
+leaves behind.
 
 It runs when the hedge timer fires. Our own late loop refuses it (a first answer most likely
 waits in our queue already); a started hedge is an attempt of its own: a span marked as the
@@ -20,16 +21,33 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from yarl import URL
 
-from bff.clients.attempt import Call
-from bff.clients.base import DownstreamClient
-from bff.clients.hedge_leg import start_hedge
-from bff.deadline import Deadline
-from bff.observability.tracing import CURRENT, RequestTrace
-from bff.resilience.hedge import LATE_S
+from bff.client import DownstreamClient, Leg
+from bff.context import RequestTrace
+from bff.observability import metrics
 from bff.resilience.loop_lag import LoopLag
+from bff.resilience.policy import HEDGE_LATE_S as LATE_S
+from bff.resilience.pool import Instance
 from bff.settings import DownstreamSettings
 
-Setup = tuple[DownstreamClient, Call, InMemorySpanExporter]
+
+class Call:
+    """One call of the client, its first request out to `first`: what a hedge timer sees."""
+
+    def __init__(self, client: DownstreamClient, first: Instance) -> None:
+        self.client = client
+        self.first = first
+        self.ctx = call_context(2.0)
+        # A sampled request: its calls get client spans.
+        self.ctx.trace = RequestTrace("ab" * 16, "cd" * 8, "01", None)
+        self.call = self.ctx.new_call("reviews")
+
+    def start_hedge(self, late_s: float) -> asyncio.Task[Leg] | None:
+        return self.client.start_hedge(
+            REVIEWS, "/reviews/P001", "P001", self.ctx, self.call, self.first, None, late_s
+        )
+
+
+Setup = tuple[DownstreamClient, Instance, InMemorySpanExporter]
 
 
 @pytest.fixture
@@ -44,14 +62,11 @@ async def setup(mocks: Mocks) -> AsyncIterator[Setup]:
         client = DownstreamClient(
             settings, session, propagation_margin_s=0.005, tracer=provider.get_tracer("test")
         )
-        ctx = call_context(2.0)
-        call = Call(client, ctx, ctx.new_call("reviews"), REVIEWS, "P001")
-        # A sampled request: its calls get client spans.
-        token = CURRENT.set(RequestTrace("ab" * 16, "cd" * 8, "01", None))
+        forget = metrics.watch(client)
         try:
-            yield client, call, exporter
+            yield client, client.pool.pick(None), exporter
         finally:
-            CURRENT.reset(token)
+            forget()
 
 
 def attempts(outcome: str) -> float:
@@ -66,26 +81,25 @@ class TestRefused:
     """No hedge, no budget token spent, and the reason counted."""
 
     async def test_a_timer_that_fired_late_sends_no_hedge(self, setup: Setup) -> None:
-        client, call, _ = setup
-        first = client.pool.pick(None)
+        client, first, _ = setup
         before = skipped("loop_lag")
-        assert start_hedge(call, first, "/reviews/P001", LATE_S + 0.001) is None
+        assert Call(client, first).start_hedge(LATE_S + 0.001) is None
         assert client.hedging.budget_counts[1] == 0
         assert skipped("loop_lag") == before + 1
 
     async def test_a_starved_loop_sends_no_hedge_even_on_time(self, setup: Setup) -> None:
-        client, call, _ = setup
+        client, first, _ = setup
         client.loop_lag = LoopLag()
         client.loop_lag.lag = 1.0  # the loop-lag probe says our loop runs a second late
         before = skipped("loop_lag")
-        assert start_hedge(call, client.pool.pick(None), "/reviews/P001", 0.0) is None
+        assert Call(client, first).start_hedge(0.0) is None
         assert skipped("loop_lag") == before + 1
 
     async def test_an_open_breaker_sends_no_hedge(self, setup: Setup) -> None:
-        client, call, _ = setup
+        client, first, _ = setup
         client.breaker._cb.open()
         before = skipped("breaker")
-        assert start_hedge(call, client.pool.pick(None), "/reviews/P001", 0.0) is None
+        assert Call(client, first).start_hedge(0.0) is None
         assert skipped("breaker") == before + 1
 
 
@@ -93,15 +107,13 @@ class TestStarted:
     async def test_a_hedge_just_within_the_lateness_bound_goes_out_as_a_hedge(
         self, setup: Setup
     ) -> None:
-        client, call, exporter = setup
-        first = client.pool.pick(None)
+        client, first, exporter = setup
         before = attempts("ok")
-        hedge = start_hedge(call, first, "/reviews/P001", LATE_S)
+        hedge = Call(client, first).start_hedge(LATE_S)
         assert hedge is not None
-        verdict, answer = await hedge
-        assert verdict.error is None
-        assert answer is not None
-        assert answer.status == 200
+        reply, _ = await hedge
+        assert reply.error is None
+        assert reply.status == 200
         assert attempts("ok") == before + 1
         (span,) = exporter.get_finished_spans()
         attributes = dict(span.attributes or {})
@@ -117,9 +129,9 @@ class TestStarted:
     async def test_a_hedge_cancelled_before_it_ran_is_counted_and_releases_its_permit(
         self, setup: Setup
     ) -> None:
-        client, call, exporter = setup
+        client, first, exporter = setup
         before = attempts("cancelled")
-        hedge = start_hedge(call, client.pool.pick(None), "/reviews/P001", 0.0)
+        hedge = Call(client, first).start_hedge(0.0)
         assert hedge is not None
         hedge.cancel()  # the fan-out answered at its deadline just then
         await asyncio.gather(hedge, return_exceptions=True)

@@ -6,19 +6,19 @@ import asyncio
 import contextlib
 import gc
 
-from bff.clients.classify import Verdict
-from bff.clients.hedging import Leg, race
+from bff.client import Leg, Reply, race
 from bff.errors import DownstreamNotFound, DownstreamTimeout
 
-GOOD = Verdict("success", value="value")
-NOT_FOUND = Verdict("success", error=DownstreamNotFound("reviews", "404"))
-FAILED = Verdict("failure", error=DownstreamTimeout("reviews", "slow"), retryable=True)
+# (reply, whether a retry could change it)
+GOOD = (Reply(200, value="value"), False)
+NOT_FOUND = (Reply.failed(DownstreamNotFound("reviews", "404"), 404), False)
+FAILED = (Reply.failed(DownstreamTimeout("reviews", "slow")), True)
 
 
 class Leggy:
     """A leg that answers `verdict` after `after` seconds, and remembers a cancellation."""
 
-    def __init__(self, verdict: Verdict, after: float) -> None:
+    def __init__(self, verdict: Leg, after: float) -> None:
         self.verdict = verdict
         self.after = after
         self.cancelled = False
@@ -31,7 +31,7 @@ class Leggy:
         except asyncio.CancelledError:
             self.cancelled = True
             raise
-        return self.verdict, None
+        return self.verdict
 
     def start(self) -> asyncio.Task[Leg]:
         return asyncio.get_running_loop().create_task(self.run())
@@ -41,14 +41,14 @@ class TestRace:
     async def test_a_fast_first_answer_sends_no_hedge(self) -> None:
         first, hedge = Leggy(GOOD, 0.0), Leggy(GOOD, 0.0)
         leg, outcome = await race(first.run(), 0.05, lambda _: hedge.start())
-        assert leg[0] is GOOD
+        assert leg is GOOD
         assert outcome is None
         assert not hedge.started
 
     async def test_the_hedge_wins_and_the_first_request_is_cancelled(self) -> None:
         first, hedge = Leggy(GOOD, 1.0), Leggy(NOT_FOUND, 0.0)
         leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
-        assert leg[0] is NOT_FOUND, "a final answer (404) is a good answer"
+        assert leg is NOT_FOUND, "a final answer (404) is a good answer"
         assert outcome == "won"
         assert first.cancelled
 
@@ -71,11 +71,11 @@ class TestRace:
                 await asyncio.sleep(1.0)
             except asyncio.CancelledError:
                 raise ConnectionResetError("closed while cancelled") from None
-            return GOOD, None
+            return GOOD
 
         hedge = Leggy(GOOD, 0.0)
         leg, outcome = await race(first(), 0.01, lambda _: hedge.start())
-        assert (leg[0], outcome) == (GOOD, "won")
+        assert (leg, outcome) == (GOOD, "won")
         task = asyncio.current_task()
         assert task is not None
         assert task.cancelling() == 0
@@ -83,7 +83,7 @@ class TestRace:
     async def test_the_first_answers_first_and_the_hedge_is_cancelled(self) -> None:
         first, hedge = Leggy(GOOD, 0.05), Leggy(GOOD, 1.0)
         leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
-        assert leg[0] is GOOD
+        assert leg is GOOD
         assert outcome == "lost"
         assert hedge.started
         assert hedge.cancelled, "the loser is cancelled, not waited for"
@@ -91,26 +91,26 @@ class TestRace:
     async def test_a_failed_hedge_never_wins_while_the_first_may_succeed(self) -> None:
         first, hedge = Leggy(GOOD, 0.05), Leggy(FAILED, 0.0)
         leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
-        assert leg[0] is GOOD
+        assert leg is GOOD
         assert outcome == "failed"
 
     async def test_a_failed_first_request_waits_for_the_hedge(self) -> None:
         first, hedge = Leggy(FAILED, 0.02), Leggy(GOOD, 0.05)
         leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
-        assert leg[0] is GOOD
+        assert leg is GOOD
         assert outcome == "won"
 
     async def test_both_failed_the_first_requests_error_stands(self) -> None:
-        other = Verdict("failure", error=DownstreamTimeout("reviews", "other"), retryable=True)
+        other = (Reply.failed(DownstreamTimeout("reviews", "other")), True)
         first, hedge = Leggy(FAILED, 0.02), Leggy(other, 0.0)
         leg, outcome = await race(first.run(), 0.01, lambda _: hedge.start())
-        assert leg[0] is FAILED
+        assert leg is FAILED
         assert outcome == "failed"
 
     async def test_no_hedge_allowed_the_first_request_goes_on_alone(self) -> None:
         first = Leggy(GOOD, 0.03)
         leg, outcome = await race(first.run(), 0.01, lambda _: None)
-        assert leg[0] is GOOD
+        assert leg is GOOD
         assert outcome is None
 
     async def test_a_cancelled_caller_cancels_both_requests(self) -> None:
@@ -128,25 +128,30 @@ class TestHedgeBudgetIsNotTheRetryBudget:
     def test_a_hedge_the_budget_refuses_is_not_counted_as_a_refused_retry(self) -> None:
         """`bff_retry_budget_exhausted_total` counts retries that were due and refused; a
         hedge refused by its own budget is none of those (it once landed there, service "")."""
-        from prometheus_client import REGISTRY
+        from typing import cast
 
-        from bff.resilience.hedge import HedgePolicy
-        from bff.resilience.latency import LatencyWindow
+        import aiohttp
+        from bff_support import counted
+        from yarl import URL
+
+        from bff.client import DownstreamClient
+        from bff.observability import metrics
+        from bff.settings import DownstreamSettings
         from bff.settings.downstream import HedgeSettings
 
-        def exhausted() -> float:
-            return sum(
-                sample.value
-                for metric in REGISTRY.collect()
-                if metric.name == "bff_retry_budget_exhausted"
-                for sample in metric.samples
-                if sample.name.endswith("_total")
-            )
-
-        policy = HedgePolicy(HedgeSettings(budget_ratio=0.0, budget_min=0), LatencyWindow(0.01))
-        before = exhausted()
-        assert policy.admit(10.0, 0.005, False, (10, 0)) == "budget"
-        assert exhausted() == before
+        settings = DownstreamSettings(
+            "reviews",
+            (URL("http://127.0.0.1:1"),),
+            hedge=HedgeSettings(budget_ratio=0.0, budget_min=0),
+        )
+        client = DownstreamClient(
+            settings, cast(aiohttp.ClientSession, None), propagation_margin_s=0.005
+        )
+        forget = metrics.watch(client)
+        before = counted("bff_retry_budget_exhausted_total", service="reviews")
+        assert client.hedging.admit(10.0, 0.005, False, (10, 0)) == "budget"
+        assert counted("bff_retry_budget_exhausted_total", service="reviews") == before
+        forget()
 
 
 class TestCancelsThatAreNotOurs:
@@ -176,7 +181,7 @@ class TestCancelsThatAreNotOurs:
                 await asyncio.sleep(1.0)
             except asyncio.CancelledError:
                 return FAILED, None
-            return GOOD, None
+            return GOOD
 
         async def caller() -> None:
             me = asyncio.current_task()
@@ -201,7 +206,7 @@ class TestCancelsThatAreNotOurs:
             raise RuntimeError("a bug in starting the hedge")
 
         leg, outcome = await race(Leggy(GOOD, 0.03).run(), 0.01, start)
-        assert (leg[0], outcome) == (GOOD, None)
+        assert (leg, outcome) == (GOOD, None)
         assert complaints == []
 
     async def test_a_hedge_that_failed_as_the_caller_was_cancelled_is_retrieved(self) -> None:
