@@ -125,7 +125,7 @@ async def _downstream(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     admission = app[ADMISSION]
     session = _session(settings, app.get(RESOLVER))
-    loop_lag = app[LOOP_LAG] = LoopLag(on_tick=admission.observe)
+    loop_lag = app[LOOP_LAG] = admission.loop_lag = LoopLag(on_tick=admission.observe)
     loop_lag.start()
     tracer = app[TELEMETRY].tracer
 

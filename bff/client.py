@@ -671,9 +671,7 @@ class DownstreamClient:
         task.add_done_callback(settle)
         return task
 
-    async def _hedge_leg(
-        self, leg: Callable[[], Awaitable[Leg]], span: AttemptSpan | None
-    ) -> Leg:
+    async def _hedge_leg(self, leg: Callable[[], Awaitable[Leg]], span: AttemptSpan | None) -> Leg:
         """A hedge under its own span and attempt count (a cancellation is recorded by the
         task's done callback)."""
         try:

@@ -84,7 +84,10 @@ def request_middleware(
         ctx = request[CONTEXT] = RequestContext(request_id, started, trace_ids)
         token = CURRENT.set(trace_ids)
         ctx.waited = waited = time.perf_counter() - started
-        admission.observe(waited)
+        # Its delay: the wait measured since the loop read its bytes, plus how late the loop
+        # runs (what it waited before that, unseen; bff.edge.admission).
+        lag = admission.loop_lag
+        admission.observe(waited if lag is None else waited + lag.lag)
         requests.in_flight += 1
         status = 500
         try:

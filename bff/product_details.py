@@ -153,7 +153,7 @@ class ProductDetails:
             lookup is not None and fetcher.in_flight(lookup.key) for _, _, lookup in missing
         )
         admission = self._admission
-        admission.admit(ctx.waited, ctx.remaining(), cheap)
+        await admission.enter(ctx.deadline_at, cheap)
         try:
             loop = asyncio.get_running_loop()
             tasks = [
@@ -190,7 +190,7 @@ class ProductDetails:
             cheap = all(
                 lookup is not None and fetcher.in_flight(lookup.key) for *_, lookup in missing
             )
-            admission.admit(ctx.waited, ctx.remaining(), cheap)
+            await admission.enter(ctx.deadline_at, cheap)
         try:
             loop = asyncio.get_running_loop()
             for i, part, lookup in missing:

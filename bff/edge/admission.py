@@ -1,67 +1,85 @@
-"""Admission: refuse work only when this worker cannot keep up, and then cheaply.
+"""Admission: how much work a worker takes on at once, learnt from the worker's own delays;
+what does not fit waits its turn, and is refused only when its deadline can no longer hold
+the work.
 
 In an aggregator, a request's latency is its downstreams' and its cache's (0.1 ms hits, 80 ms
 misses), not the worker's load: a limit learnt from latency reads a slow service or a cold
-cache as overload, sinks, and refuses pages the worker could serve. So admission here never
-looks at how long requests take. It looks at two figures that are the worker's own:
+cache as overload and refuses pages the worker could serve. And refusing at once is no cure
+for overload: clients ask again at once (load balancers, retries, every load test), so a
+worker that turns work away fast spends its time turning it away. So:
 
-- the sojourn: how long a request waited in this worker before its handler ran (from when its
-  first bytes arrived, bff.edge.protocol, to the handler);
-- the loop's lag: how late its 50 ms timer fires (bff.resilience.loop_lag), which is the wait
-  of whatever the loop has not read yet.
+- what costs next to nothing is never held back: a request whose parts are all at hand (fresh
+  in memory, or stale within stale-while-revalidate), a 304, and one that only joins calls
+  already running for its keys;
+- a cache miss starts its work (its downstream calls) if fewer than `limit` misses are at
+  work in this worker; otherwise it waits, first come first served, in a queue that costs
+  nothing but a future; each miss that finishes lets the next one in;
+- a waiting miss whose deadline no longer holds `reserve` (a fifth of the deadline: 100 ms of
+  the default 500 ms, for its calls) is refused there and then: 503 with `Retry-After`. So
+  every answer, refusals included, goes out within the deadline, and a refusal costs the
+  worker one parse and one small answer, once per deadline at most for each client;
+- two bounds hold regardless: a miss whose whole deadline went by before its handler ran is
+  refused ("queued"), and `max_in_flight` misses at work, or waiting, is the hard ceiling
+  that bounds memory and sockets ("in_flight").
 
-They are judged the way CoDel judges a queue (Nichols & Jacobson, "Controlling Queue Delay",
-ACM Queue 2012): a burst that waits and then drains is a good queue; a queue that never
-drains is a bad one. The worker is *shedding* while the smallest delay seen over a whole
-`interval` stayed above `target` (a standing queue: even the luckiest request waited), and
-stops shedding after the first interval where some request got through in time. While
-shedding, a cache miss that has waited more than `target` is refused at once, with 503 and
-`Retry-After`: the work it would start (three downstream calls) is what keeps the queue
-standing. Everything else is served:
+The limit follows how late the worker's loop runs, the way CoDel judges a queue (Nichols &
+Jacobson, ACM Queue 2012): a burst that is worked off is a good queue; a delay that never
+goes away is a bad one. The delay is the loop-lag probe's (bff.resilience.loop_lag: how late a
+10 ms timer fires, which is how long bytes that arrive now wait before the loop reads them)
+and each request's measured wait before its handler. At the end of each `interval` (100 ms):
 
-- a request whose parts are all at hand (fresh in memory, or stale within
-  stale-while-revalidate), a 304, and one that only joins calls already running for its
-  keys cost about what a refusal costs: they are never refused (misses go first);
-- a miss that waited less than `target` while shedding;
-- anything at all while the worker keeps up, at any concurrency: slow downstreams are the
-  bulkheads' and the deadline's business, never a reason to refuse a page.
+- if even the smallest delay of the interval was above `target` (a tenth of the deadline,
+  50 ms), the work in progress is too much for the loop: the limit halves
+  (not below `MIN_LIMIT`), and the worker is *congested* until an interval with a delay
+  under the target;
+- else, if misses had to wait during the interval, the limit grows by a tenth (at least one),
+  up to `max_in_flight`: a loop that keeps up gets more work, at any concurrency.
 
-Two bounds hold regardless: a miss whose whole deadline went by while it waited is refused
-("queued": nothing could be answered in time), and `max_in_flight` requests doing work at
-once is the hard ceiling that bounds memory and sockets ("in_flight").
-
-The target is a tenth of the deadline (50 ms of the default 500 ms): a request that starts
-its work within it still has room for its calls, and a saturated worker whose loop turns once
-per tens of ms at 256 connections (measured: make bench, closed-loop clients) does not shed.
-The interval is CoDel's 100 ms: long enough to span several turns of a busy loop, short
-enough to react within a fraction of a deadline.
+Slow downstreams never move it: they are the bulkheads' and the deadline's business.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 
 from bff.errors import ServiceOverloaded
 from bff.observability import metrics
+from bff.resilience.loop_lag import LoopLag
 
-__all__ = ["INTERVAL_S", "TARGET_SHARE", "Admission"]
+__all__ = ["INTERVAL_S", "MIN_LIMIT", "RESERVE_SHARE", "TARGET_SHARE", "Admission"]
 
-TARGET_SHARE = 0.1  # of the deadline
+TARGET_SHARE = 0.1  # of the deadline: a loop this late is congested
+RESERVE_SHARE = 0.2  # of the deadline: what a miss needs left to be worth starting
 INTERVAL_S = 0.1
+# A start that lets a fresh worker serve a burst while it learns (64 misses at work at once
+# is ~700/s at seed latencies); a floor that keeps a congested one serving. Halving, as TCP
+# does, takes a limit from 64 to its floor in under half a second: the requests admitted
+# meanwhile are what a congested loop makes late.
+INITIAL_LIMIT = 64
+MIN_LIMIT = 4
+_SHRINK = 0.5
+_GROW = 0.1
 
 
 class Admission:
     __slots__ = (
+        "_demand",
         "_interval_end",
         "_interval_min",
+        "_waiters",
+        "congested",
         "enabled",
         "in_flight",
         "interval_s",
+        "limit",
+        "loop_lag",
         "max_in_flight",
         "queue_delay_s",
         "refused",
-        "shedding",
+        "reserve_s",
         "target_s",
     )
 
@@ -74,63 +92,128 @@ class Admission:
         target_s: float | None = None,
         interval_s: float = INTERVAL_S,
     ) -> None:
-        """`enabled` False: only the two bounds (deadline spent, `max_in_flight`) refuse."""
+        """`enabled` False: a fixed limit at `max_in_flight` (misses wait only past it)."""
         self.target_s = deadline_s * TARGET_SHARE if target_s is None else target_s
+        self.reserve_s = deadline_s * RESERVE_SHARE
         self.interval_s = interval_s
         self.max_in_flight = max_in_flight
         self.enabled = enabled
-        self.shedding = False
-        self.in_flight = 0  # requests admitted and not finished
+        self.limit = float(min(INITIAL_LIMIT, max_in_flight) if enabled else max_in_flight)
+        self.congested = False
+        self.in_flight = 0  # misses at work
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._demand = False  # misses waited during this interval
         self._interval_min = float("inf")
         self._interval_end = 0.0
+        self.loop_lag: LoopLag | None = None  # set once the worker's probe runs
         self.queue_delay_s = 0.0  # the last interval's smallest delay (the status page's)
         # reason -> requests refused since start (bff_edge_rejections_total).
         self.refused: defaultdict[str, int] = defaultdict(int)
 
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    # -- the worker's delay -----------------------------------------------------------------
+
     def observe(self, delay_s: float, now: float | None = None) -> None:
         """One sample of how long something waited in this worker: a request before its
-        handler, or the loop-lag probe's timer. At the end of each interval, decide."""
+        handler, or the loop-lag probe's lag at a tick. At the end of each interval, decide."""
         if delay_s < self._interval_min:
             self._interval_min = delay_s
         if now is None:
             now = time.perf_counter()
-        if now >= self._interval_end:
-            self.queue_delay_s = least = self._interval_min
-            self.shedding = self.enabled and least > self.target_s
-            self._interval_min = float("inf")
+        if now < self._interval_end:
+            return
+        if self._interval_end == 0.0:  # the first sample opens the first interval
             self._interval_end = now + self.interval_s
+            return
+        self.queue_delay_s = least = self._interval_min
+        if self.enabled:
+            self.congested = least > self.target_s
+            if self.congested:
+                self.limit = max(float(MIN_LIMIT), self.limit * _SHRINK)
+            elif self._demand:
+                self.limit = min(
+                    float(self.max_in_flight), self.limit + max(1.0, self.limit * _GROW)
+                )
+                self._let_in()
+        self._demand = False
+        self._interval_min = float("inf")
+        self._interval_end = now + self.interval_s
 
-    def admit(self, waited_s: float, remaining_s: float, cheap: bool) -> None:
-        """Let a request that is not all at hand start its work, or refuse it: raises
-        `ServiceOverloaded`. `waited_s`: its sojourn; `remaining_s`: its deadline's time
-        left; `cheap`: it only joins calls already running. The caller calls `done()`
-        once the admitted work ends."""
-        if remaining_s <= 0:
+    # -- a miss -----------------------------------------------------------------------------
+
+    async def enter(self, deadline_at: float, cheap: bool) -> None:
+        """Let a miss start its work, now or when its turn comes; or refuse it: raises
+        `ServiceOverloaded`. `deadline_at`: its deadline on the loop's clock; `cheap`: it
+        only joins calls already running. The caller calls `done()` once the work ends."""
+        loop = asyncio.get_running_loop()
+        left = deadline_at - loop.time()
+        if left <= 0:
             self.refused["queued"] += 1
             raise ServiceOverloaded("the request's deadline passed while it was queued")
-        if self.in_flight >= self.max_in_flight:
+        if cheap or (self.in_flight < self.limit and not self._waiters):
+            self.in_flight += 1
+            return
+        if self.in_flight + len(self._waiters) >= self.max_in_flight:
             self.refused["in_flight"] += 1
             raise ServiceOverloaded("this worker is at its in-flight ceiling")
-        if self.shedding and not cheap and waited_s > self.target_s:
+        if left <= self.reserve_s:
             self.refused["overloaded"] += 1
-            raise ServiceOverloaded("this worker cannot keep up; cache misses are refused")
-        self.in_flight += 1
+            raise ServiceOverloaded("this worker is busy; the deadline leaves no time to wait")
+        self._demand = True
+        turn = loop.create_future()
+        self._waiters.append(turn)
+        try:
+            async with asyncio.timeout_at(deadline_at - self.reserve_s):
+                await turn  # `done` hands over its slot: in_flight is ours already
+        except BaseException as exc:
+            if turn.done() and not turn.cancelled():
+                self.done()  # the slot was handed to us as we left: pass it on
+            else:
+                turn.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(turn)
+            if isinstance(exc, TimeoutError):
+                self.refused["overloaded"] += 1
+                raise ServiceOverloaded(
+                    "this worker is busy; the deadline leaves no time to wait"
+                ) from None
+            raise
 
     def done(self) -> None:
+        """A miss's work ended: its slot goes to the next waiter, if the limit allows."""
         self.in_flight -= 1
+        self._let_in()
+
+    def _let_in(self) -> None:
+        waiters = self._waiters
+        while waiters and self.in_flight < self.limit:
+            turn = waiters.popleft()
+            if not turn.done():
+                self.in_flight += 1
+                turn.set_result(None)
+
+    # -- what operators see -----------------------------------------------------------------
 
     def write_metrics(self, out: metrics.Writer) -> None:
         for reason in ("overloaded", "queued", "in_flight"):
             out.counter(metrics.EDGE_REJECTIONS, (reason,), self.refused[reason])
-        out.gauge(metrics.SHEDDING, (), 1.0 if self.shedding else 0.0)
+        out.gauge(metrics.SHEDDING, (), 1.0 if self.congested else 0.0)
+        out.gauge(metrics.CONCURRENCY_LIMIT, (), int(self.limit))
+        out.gauge(metrics.WAITING, (), len(self._waiters))
 
-    def status(self, loop_lag_s: float) -> dict[str, object]:
+    def status(self) -> dict[str, object]:
         """The status page's view of this worker's admission."""
+        lag = self.loop_lag.lag if self.loop_lag is not None else 0.0
         return {
-            "state": "shedding" if self.shedding else "serving",
+            "state": "shedding" if self.congested else "serving",
             "in_flight": self.in_flight,
+            "limit": int(self.limit),
+            "waiting": len(self._waiters),
             "queue_delay_ms": round(self.queue_delay_s * 1000, 2),
+            "loop_lag_ms": round(lag * 1000, 2),
             "target_ms": round(self.target_s * 1000, 1),
-            "loop_lag_ms": round(loop_lag_s * 1000, 2),
             "refused": dict(self.refused),
         }

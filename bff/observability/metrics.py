@@ -14,19 +14,22 @@
     bff_cache_stored_bytes            gauge                         memory tier (sum over workers)
     bff_cache_redis_errors_total      counter    op                 get, set, del: each one a miss
     bff_http_parse_errors_total       counter    reason             requests the HTTP parser refused
-    bff_edge_rejections_total         counter    reason             overloaded (the worker could not
-                                                                    keep up), queued (deadline spent
-                                                                    queueing), in_flight (the fixed
-                                                                    cap), rate_limited
-    bff_admission_shedding            gauge                         1 while a worker sheds misses
-                                                                    (max over live workers)
+    bff_edge_rejections_total         counter    reason             overloaded (a waiting miss whose
+                                                                    deadline no longer holds its
+                                                                    work), queued (deadline spent
+                                                                    before the handler), in_flight
+                                                                    (the fixed cap), rate_limited
+    bff_concurrency_limit             gauge                         misses at work at once (sum)
+    bff_admission_waiting             gauge                         misses waiting their turn (sum)
+    bff_admission_shedding            gauge                         1 while a worker's loop runs
+                                                                    late (max over live workers)
     bff_admission_queue_delay_seconds histogram                     wait before the handler ran
     bff_outlier_ejections_total       counter    service            instances ejected from a pool
     bff_downstream_instances          gauge      service            instances in the pool
     bff_retry_budget_exhausted_total  counter    service            retries refused by the budget
     bff_bulkhead_occupancy            gauge      service            busiest worker's peak calls in
                                                                     flight / its bulkhead, last 10 s
-    bff_event_loop_lag_seconds        histogram                     how late each 50 ms tick woke
+    bff_event_loop_lag_seconds        histogram                     how late each 10 ms tick woke
     bff_process_*, bff_build_info                                 bff.observability.sampler
     bff_downstream_hedges_total       counter    service, outcome   hedges sent: won, lost, failed
     bff_downstream_hedges_skipped_total
@@ -154,8 +157,19 @@ _EDGE_REJECTIONS = Counter(
 )
 _SHEDDING = Gauge(
     "bff_admission_shedding",
-    "1 while the worker refuses cache misses because it cannot keep up, else 0.",
+    "1 while the worker's loop runs later than admission's target (it takes on less work and "
+    "waiting misses may be refused), else 0.",
     multiprocess_mode="livemax",
+)
+_CONCURRENCY_LIMIT = Gauge(
+    "bff_concurrency_limit",
+    "Cache misses a worker works on at once; more wait their turn (sum over workers).",
+    multiprocess_mode="livesum",
+)
+_WAITING = Gauge(
+    "bff_admission_waiting",
+    "Cache misses waiting for their turn (sum over workers).",
+    multiprocess_mode="livesum",
 )
 _QUEUE_DELAY = Histogram(
     "bff_admission_queue_delay_seconds",
@@ -187,7 +201,7 @@ _BULKHEAD = Gauge(
 )
 _LOOP_LAG = Histogram(
     "bff_event_loop_lag_seconds",
-    "How late the event loop ran a 50 ms timer, per tick.",
+    "How late the event loop ran a 10 ms timer, per tick.",
     buckets=LAG_BUCKETS,
 )
 _HEDGES = Counter(
@@ -412,6 +426,8 @@ CACHE_LOOKUPS = _CACHE_LOOKUPS
 CACHE_STORED_BYTES = _CACHE_STORED_BYTES
 EDGE_REJECTIONS = _EDGE_REJECTIONS
 SHEDDING = _SHEDDING
+CONCURRENCY_LIMIT = _CONCURRENCY_LIMIT
+WAITING = _WAITING
 IN_FLIGHT = _IN_FLIGHT
 
 

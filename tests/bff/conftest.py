@@ -62,18 +62,33 @@ def admin_for(aiohttp_client: AiohttpClient) -> Callable[[BffClient], Awaitable[
 
 
 @pytest.fixture
-async def serve(mocks: Mocks) -> AsyncIterator[Serve]:
+def served_apps() -> dict[str, web.Application]:
+    """The apps `serve` started, by base URL."""
+    return {}
+
+
+@pytest.fixture
+def app_of(served_apps: dict[str, web.Application]) -> Callable[[str], web.Application]:
+    """The app behind a base URL `serve` returned (to read its admission, clients...)."""
+    return served_apps.__getitem__
+
+
+@pytest.fixture
+async def serve(mocks: Mocks, served_apps: dict[str, web.Application]) -> AsyncIterator[Serve]:
     """Start the BFF with the production runner on a free port; returns its base URL. (The
     heap is settled as a worker's is, for every test module: tests/conftest.py.)"""
     runners: list[web.AppRunner] = []
 
     async def start(**env: str) -> str:
         settings = Settings.from_env({**mocks.env(), **env})
-        runner = make_runner(create_app(settings), settings)
+        app = create_app(settings)
+        runner = make_runner(app, settings)
         await runner.setup()
         runners.append(runner)
         await web.TCPSite(runner, "127.0.0.1", 0).start()
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        served_apps[url] = app
+        return url
 
     for kind in KINDS:
         await mocks.faults(kind, latency_ms=5)

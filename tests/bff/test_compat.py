@@ -24,8 +24,8 @@ from bff import _compat
 from bff._compat import (
     CompatError,
     InlineExpiryMemoryStorage,
-    histogram_add,
     disable_silent_resend,
+    histogram_add,
     redis_pool_of,
     swap_class,
 )

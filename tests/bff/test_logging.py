@@ -21,8 +21,8 @@ from opentelemetry.trace import SpanKind
 from pytest_aiohttp import AiohttpClient
 from settings_support import tuned
 
-from bff.app import create_app
 from bff import product_details
+from bff.app import create_app
 from bff.observability.logging import processors_for
 from bff.settings import Settings
 

@@ -58,20 +58,6 @@ class TestQueueingCounts:
         for kind in KINDS:
             assert await mocks.requests(kind) == 0, kind
 
-    async def test_time_queued_teaches_the_concurrency_limit_to_shrink(
-        self, serve: Serve, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """One window (20) of requests, one at a time, each kept 20 ms in the worker's queue:
-        twice the 10 ms target. By latency alone the limit would learn nothing (barely used,
-        it neither grows nor shrinks); the time queued makes it shrink below its start of 64."""
-        url = await serve()
-        busy_after_receipt(monkeypatch, 0.02)
-        async with aiohttp.ClientSession() as session:
-            for n in range(20):
-                async with session.get(f"{url}/product-details/P{n:03d}") as resp:
-                    assert resp.status == 200
-        assert 0 < counted("bff_concurrency_limit") < 64
-
     async def test_each_request_of_a_kept_alive_connection_has_its_own_arrival(
         self, serve: Serve
     ) -> None:

@@ -15,7 +15,6 @@ from call_support import get_reviews
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
-
 Seen = dict[str, str]
 
 

@@ -16,7 +16,7 @@ import pytest
 from bff_support import BffClient, MakeBff, MockAdmin, Mocks, get_many
 from pytest_aiohttp import AiohttpServer
 
-from bff.clients.base import DownstreamClient
+from bff.client import DownstreamClient
 from bff.keys import CLIENTS
 from mock_services import create_service_app
 

@@ -3,20 +3,16 @@ seam to aiohttp-retry, and what the fan-out does with an exception nobody mapped
 
 from __future__ import annotations
 
-import asyncio
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-import aiohttp_retry.client
 import msgspec
 import pytest
 from bff_support import BffClient, MakeBff
 
-from bff.clients import attempt as attempt_module
-from bff.clients.mapping import map_exceptions, retry_after
-from bff.clients.retry import RetryableAttempt, run_attempts
+from bff import client as client_module
+from bff.client import mapped_error, retry_after
 from bff.errors import CircuitOpen, DownstreamError, DownstreamUnavailable
 from bff.keys import CLIENTS
 from bff.resilience.breaker import ServiceBreaker
@@ -27,9 +23,12 @@ class Boom(Exception):
     """An exception no mapping knows: a bug of ours."""
 
 
-def _raise(exc: BaseException) -> None:
-    with map_exceptions("svc"):
+def _raise(exc: Exception) -> None:
+    """What an attempt's `except` does with `exc`: raise its mapped error, or `exc` itself."""
+    error = mapped_error("svc", exc)
+    if error is None:
         raise exc
+    raise error
 
 
 class TestMapExceptions:
@@ -56,7 +55,7 @@ class TestMapExceptions:
             (KeyError("x"), "bad_response"),
         ],
     )
-    def test_mapped(self, exc: BaseException, reason: str) -> None:
+    def test_mapped(self, exc: Exception, reason: str) -> None:
         with pytest.raises(DownstreamError) as raised:
             _raise(exc)
         assert (raised.value.reason, raised.value.service) == (reason, "svc")
@@ -68,8 +67,6 @@ class TestMapExceptions:
         assert raised.value is error
         with pytest.raises(Boom):
             _raise(Boom())
-        with pytest.raises(asyncio.CancelledError):
-            _raise(asyncio.CancelledError())
 
 
 class TestRetryAfter:
@@ -162,59 +159,6 @@ class TestRateBreaker:
         assert (b.state, b.counts) == ("closed", (0, 0))  # a closed spell starts afresh
 
 
-class TestAiohttpRetrySeam:
-    """What we rely on in aiohttp-retry's loop; an upgrade that changes it fails here."""
-
-    async def test_retries_only_a_planned_retry_after_its_delay(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        slept: list[float] = []
-
-        async def sleep(delay: float) -> None:
-            slept.append(delay)
-
-        monkeypatch.setattr(aiohttp_retry.client.asyncio, "sleep", sleep)
-        error = DownstreamUnavailable("svc", "status 503")
-        calls = 0
-
-        async def attempt() -> Any:
-            nonlocal calls
-            calls += 1
-            if calls < 3:
-                raise RetryableAttempt(error, delay=0.01 * calls)
-            # The loop reads the returned response's method and status: a response is final,
-            # whatever its status (here a 503 the attempt chose not to retry).
-            return SimpleNamespace(method="GET", status=503)
-
-        await run_attempts(attempt, max_attempts=3)
-        assert (calls, slept) == (3, [0.01, 0.02])
-
-    async def test_stops_at_max_attempts_with_the_error(self) -> None:
-        error = DownstreamUnavailable("svc", "status 503")
-        calls = 0
-
-        async def attempt() -> Any:
-            nonlocal calls
-            calls += 1
-            raise RetryableAttempt(error, delay=0)
-
-        with pytest.raises(DownstreamUnavailable) as raised:
-            await run_attempts(attempt, max_attempts=2)
-        assert (calls, raised.value) == (2, error)
-
-    async def test_any_other_exception_ends_the_call_at_once(self) -> None:
-        calls = 0
-
-        async def attempt() -> Any:
-            nonlocal calls
-            calls += 1
-            raise DownstreamUnavailable("svc", "status 500")
-
-        with pytest.raises(DownstreamUnavailable):
-            await run_attempts(attempt, max_attempts=3)
-        assert calls == 1
-
-
 class TestUnexpectedExceptions:
     """An exception nobody mapped (a bug of ours) is logged once with its traceback; an
     optional part is then `bad_response`, the product a 502: never a 500."""
@@ -222,14 +166,14 @@ class TestUnexpectedExceptions:
     @pytest.fixture
     def broken(self, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         broken_services: list[str] = []
-        real = attempt_module.classify_answer
+        real = client_module.DownstreamClient._read_capped
 
-        def classify(answer: Any, endpoint: Any, pid: str, service: str, **kw: Any) -> Any:
-            if service in broken_services:
+        async def read(self: client_module.DownstreamClient, resp: aiohttp.ClientResponse) -> bytes:
+            if self.name in broken_services:
                 raise Boom("a bug")
-            return real(answer, endpoint, pid, service, **kw)
+            return await real(self, resp)
 
-        monkeypatch.setattr(attempt_module, "classify_answer", classify)
+        monkeypatch.setattr(client_module.DownstreamClient, "_read_capped", read)
         return broken_services
 
     async def _get(self, bff: BffClient) -> tuple[int, Any]:

@@ -15,8 +15,8 @@ from yarl import URL
 from bff.errors import CircuitOpen
 from bff.keys import CLIENTS
 from bff.resilience.breaker import ServiceBreaker
-from bff.resilience.policy import LatencyWindow, RetryBudget
 from bff.resilience.loop_lag import LoopLag
+from bff.resilience.policy import LatencyWindow, RetryBudget
 from bff.resilience.pool import InstancePool
 from bff.settings import BreakerSettings, OutlierSettings
 

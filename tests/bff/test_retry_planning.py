@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import aiohttp
 import pytest
-from call_support import REVIEWS, call_context
+from call_support import call_context
 from yarl import URL
 
 from bff.client import DownstreamClient

@@ -1,4 +1,5 @@
-"""Load shedding: past the in-flight cap, 503 at once; probes exempt."""
+"""The in-flight ceiling: past BFF_MAX_IN_FLIGHT misses at work or waiting, 503 at once;
+probes exempt."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 from bff_support import AdminFor, MakeBff, Mocks, counted
 
-from bff.keys import EDGE
+from bff.keys import ADMISSION
 
 CAP = 2
 
@@ -18,7 +19,7 @@ class TestShedding:
     ) -> None:
         await mocks.faults("product", latency_ms=200)
         client = await make_bff(BFF_MAX_IN_FLIGHT=str(CAP))
-        guard = client.app[EDGE]  # type: ignore[index]
+        admission = client.app[ADMISSION]  # type: ignore[index]
 
         async def fetch() -> int:
             async with client.get("/product-details/P001") as resp:
@@ -27,12 +28,12 @@ class TestShedding:
 
         slow = [asyncio.create_task(fetch()) for _ in range(CAP)]
         for _ in range(100):  # bounded: up to 1 s for both to be in flight
-            if guard.in_flight == CAP:
+            if admission.in_flight == CAP:
                 break
             await asyncio.sleep(0.01)
-        assert guard.in_flight == CAP
+        assert admission.in_flight == CAP
 
-        shed_before = counted("bff_edge_rejections_total", reason="shed")
+        shed_before = counted("bff_edge_rejections_total", reason="in_flight")
         started = time.perf_counter()
         async with client.get("/product-details/P002") as resp:
             elapsed = time.perf_counter() - started
@@ -40,8 +41,8 @@ class TestShedding:
             assert resp.headers["Retry-After"] == "1"
             body = await resp.json(content_type=None)
         assert body["type"] == "/problems/overloaded"
-        assert body["detail"] == "this instance is at its concurrency limit"
-        assert counted("bff_edge_rejections_total", reason="shed") == shed_before + 1
+        assert body["detail"] == "this worker is at its in-flight ceiling"
+        assert counted("bff_edge_rejections_total", reason="in_flight") == shed_before + 1
         assert elapsed < 0.1, "shedding must not wait"
 
         admin = await admin_for(client)
@@ -49,7 +50,7 @@ class TestShedding:
             assert probe.status == 200, "the admin listener is never shed"
 
         assert await asyncio.gather(*slow) == [200] * CAP
-        assert guard.in_flight == 0
+        assert admission.in_flight == 0
         async with client.get("/product-details/P003") as resp:
             assert resp.status == 200
 
@@ -58,4 +59,4 @@ class TestShedding:
         for _ in range(3):
             async with client.get("/product-details/bad id!") as resp:
                 assert resp.status == 400
-        assert client.app[EDGE].in_flight == 0  # type: ignore[index]
+        assert client.app[ADMISSION].in_flight == 0  # type: ignore[index]
