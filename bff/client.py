@@ -369,7 +369,7 @@ class DownstreamClient:
         call.last_instance = instance
         allotted = remaining if remaining < self.attempt_timeout else self.attempt_timeout
         headers = self._headers(ctx, allotted, etag)
-        span = self._span(instance, path, headers, call, hedge=False)
+        span = self._span(ctx, instance, path, headers, call, hedge=False)
         hedge_delay = self.hedging.delay()
         try:
             if hedge_delay is None:
@@ -422,6 +422,7 @@ class DownstreamClient:
 
     def _span(
         self,
+        ctx: RequestContext,
         instance: Instance,
         path: str,
         headers: dict[str, str],
@@ -432,7 +433,8 @@ class DownstreamClient:
         """The attempt's client span when tracing is on and this request is sampled (every
         standard sampler decides a trace's children like its root); it becomes the parent in
         `traceparent`."""
-        if self.tracer is None or not headers.get("traceparent", "").endswith("-01"):
+        trace = ctx.trace
+        if self.tracer is None or trace is None or not trace.sampled:
             return None
         return AttemptSpan.start(
             self.tracer,
@@ -652,7 +654,7 @@ class DownstreamClient:
             remaining = ctx.remaining()
             allotted = remaining if remaining < self.attempt_timeout else self.attempt_timeout
             headers = self._headers(ctx, allotted, etag)
-            span = self._span(instance, path, headers, call, hedge=True)
+            span = self._span(ctx, instance, path, headers, call, hedge=True)
             leg = functools.partial(
                 self._leg, part, path, product_id, instance, permit, headers, allotted, etag
             )

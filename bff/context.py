@@ -47,17 +47,15 @@ _ZERO_SPAN = "0" * 16
 class RequestTrace:
     """The trace ids of one request, and the `traceparent`/`tracestate` sent downstream."""
 
-    __slots__ = ("span_id", "trace_id", "traceparent", "tracestate")
+    __slots__ = ("sampled", "span_id", "trace_id", "traceparent", "tracestate")
 
     def __init__(self, trace_id: str, span_id: str, flags: str, tracestate: str | None) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
         self.traceparent = f"00-{trace_id}-{span_id}-{flags}"
         self.tracestate = tracestate
-
-    @property
-    def sampled(self) -> bool:
-        return not self.traceparent.endswith("-00")
+        # The flags' lowest bit (W3C): other bits ("random", level 2) say nothing of it.
+        self.sampled = int(flags, 16) & 1 == 1
 
     @classmethod
     def passthrough(cls, traceparent: str | None, tracestate: str | None) -> RequestTrace:

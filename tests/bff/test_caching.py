@@ -201,7 +201,7 @@ class TestRevalidation:
         assert await mocks.requests("product") == before + 1
         recent = (await mocks.stats("product"))["recent"][-1]
         assert recent["headers"]["if-none-match"].startswith('"')
-        assert server_timing(resp.headers["Server-Timing"])["product"]["desc"] == "cache"
+        assert server_timing(resp.headers["Server-Timing"])["product"]["desc"] == "revalidated"
         assert body2 == body1
         # Renewed: fresh again, no call.
         await get(bff)

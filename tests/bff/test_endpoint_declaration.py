@@ -28,7 +28,9 @@ class TestDeclaration:
             on_404=_none,
             not_found=DownstreamUnavailable,
         )
-        assert stock.path("P001") == "/stock/P001"
+        assert (
+            stock.prefix == "/stock/"
+        )  # a call asks for prefix + id (test_request_sent_downstream)
         assert stock.decode(b'{"productId":"P001","stock":3}', "P001") == Inventory("P001", 3)
         assert stock.on_404 is _none
         assert stock.not_found is DownstreamUnavailable

@@ -140,10 +140,18 @@ class TestTwoWorkers:
                 for i in range(sent):
                     async with session.get(f"{url}/product-details/P{i}") as resp:
                         assert resp.status == 200
+                # Each worker writes its figures once a second: within that, every scrape
+                # (whichever worker answers it) has them all.
+                ok = {"route": ROUTE, "method": "GET", "status": "200"}
+                for _ in range(40):
+                    async with session.get(f"{admin}/metrics") as resp:
+                        figures = parse(await resp.text())
+                    if get(figures, "bff_request_duration_seconds_count", **ok) == sent:
+                        break
+                    await asyncio.sleep(0.05)
                 for _ in range(4):
                     async with session.get(f"{admin}/metrics") as resp:
                         figures = parse(await resp.text())
-                    ok = {"route": ROUTE, "method": "GET", "status": "200"}
                     assert get(figures, "bff_request_duration_seconds_count", **ok) == sent
                     labels = {"service": "product", "outcome": "ok"}
                     assert get(figures, "bff_downstream_attempts_total", **labels) == sent

@@ -42,7 +42,7 @@ async def scrape_until(admin: BffClient, name: str, want: float, **labels: str) 
 
 
 class TestEdgeRefusals:
-    """Shed and rate-limited requests are counted by reason, not only seen as a status."""
+    """Refused and rate-limited requests are counted by reason, not only seen as a status."""
 
     async def test_a_shed_request_is_counted(
         self, make_bff: MakeBff, mocks: Mocks, admin_for: AdminFor
@@ -54,7 +54,7 @@ class TestEdgeRefusals:
         results = await get_many(bff, 2, concurrency=2)
         assert sorted(status for status, _ in results) == [200, 503]
         after = await scrape(admin)
-        assert delta(before, after, "bff_edge_rejections_total", reason="shed") == 1
+        assert delta(before, after, "bff_edge_rejections_total", reason="in_flight") == 1
         assert delta(before, after, "bff_edge_rejections_total", reason="rate_limited") == 0
 
     async def test_a_rate_limited_request_is_counted(
@@ -70,7 +70,7 @@ class TestEdgeRefusals:
         assert statuses.count(429) == 2
         after = await scrape(admin)
         assert delta(before, after, "bff_edge_rejections_total", reason="rate_limited") == 2
-        assert delta(before, after, "bff_edge_rejections_total", reason="shed") == 0
+        assert delta(before, after, "bff_edge_rejections_total", reason="in_flight") == 0
 
 
 class TestResilienceCounters:
