@@ -50,7 +50,7 @@ def create_app(
     if resolver is not None:
         app[RESOLVER] = resolver
     app[LIFECYCLE] = Lifecycle()
-    app[EDGE] = EdgeGuard(settings.edge, app[LIFECYCLE], deadline_s=settings.deadline_ms / 1000)
+    app[EDGE] = EdgeGuard(settings.edge, app[LIFECYCLE], deadline_s=settings.deadline_s)
     tracer = (
         None if tracer_provider is None else tracer_provider.get_tracer(tracing.INSTRUMENTATION)
     )
@@ -99,11 +99,11 @@ async def _downstream_clients(app: web.Application) -> AsyncIterator[None]:
         return DownstreamClient(
             ds,
             session,
-            propagation_margin_s=settings.propagation_margin_ms / 1000,
+            propagation_margin_s=settings.propagation_margin_s,
             on_breaker_transition=on_breaker_transition,
             tracer=app[TELEMETRY].tracer,
             loop_lag=loop_lag,
-            lag_neutral_s=settings.loop_lag_neutral_ms / 1000,
+            lag_neutral_s=settings.loop_lag_neutral_s,
         )
 
     services = [settings.downstream(part.name) for part in app[PARTS]]

@@ -224,9 +224,7 @@ class Call:
         c, retry = self.client, self.client.settings.retry
         if self.state.attempts >= retry.max_attempts or c.breaker.state == "open":
             return None
-        delay = backoff_delay(
-            self.state.attempts, retry.backoff_base_ms / 1000, retry.backoff_max_ms / 1000
-        )
+        delay = backoff_delay(self.state.attempts, retry.backoff_base_s, retry.backoff_max_s)
         if error.retry_after is not None:
             delay = max(delay, error.retry_after)
         if self.deadline.remaining() - delay < c.latency.floor() + c.margin:

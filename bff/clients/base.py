@@ -72,7 +72,7 @@ class DownstreamClient:
         self.settings = settings
         self.session = session
         self.margin = propagation_margin_s
-        self.attempt_timeout = settings.attempt_timeout_ms / 1000
+        self.attempt_timeout = settings.attempt_timeout_s
         self.loop_lag = loop_lag
         self._lag_neutral = lag_neutral_s
         self.tracer = tracer  # None: no spans (the pass-through trace context still goes out)
@@ -84,7 +84,7 @@ class DownstreamClient:
             settings.retry.budget_window_s,
             on_exhausted=metrics.budget_exhausted(settings.name).inc,
         )
-        self.latency = LatencyWindow(settings.retry.min_attempt_ms / 1000)
+        self.latency = LatencyWindow(settings.retry.min_attempt_s)
         self.hedging = HedgePolicy(settings.hedge, self.latency)
         self.in_flight = 0
         self._in_flight_peak = 0  # the most calls in flight since the last metrics sample

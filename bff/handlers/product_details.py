@@ -26,7 +26,7 @@ async def get_product_details(request: web.Request) -> web.Response:
     declared = request.app[PARTS]
     included = validation.include(request.query.getall("include", []), optional_names(declared))
     parts = [part for part in declared if part.required or part.name in included]
-    default_budget = request.app[SETTINGS].deadline_ms / 1000
+    default_budget = request.app[SETTINGS].deadline_s
     budget = default_budget if client_budget is None else min(default_budget, client_budget)
 
     ctx = request[CONTEXT]

@@ -1,7 +1,7 @@
 """When to hedge a call: after the service's recent p95, within a budget, never blindly.
 
 A call that has not answered after the service's recently observed p95 latency, plus a
-half (`HEADROOM`), bounded by `min_delay_ms` and `max_delay_ms`, is one of the slow few; a
+half (`HEADROOM`), bounded by `min_delay_s` and `max_delay_s`, is one of the slow few; a
 second request to another instance (the same one if there is only one) usually answers
 sooner than the first would. `delay()` says when to consider it; `admit()`, at that moment,
 whether to send it:
@@ -48,8 +48,8 @@ class HedgePolicy:
     def __init__(self, settings: HedgeSettings, latency: LatencyWindow) -> None:
         self.enabled = settings.enabled
         self._latency = latency
-        self._min = settings.min_delay_ms / 1000
-        self._max = settings.max_delay_ms / 1000
+        self._min = settings.min_delay_s
+        self._max = settings.max_delay_s
         self._budget = RetryBudget(
             settings.budget_ratio, settings.budget_min, settings.budget_window_s
         )
