@@ -2,7 +2,7 @@
 printed by `python -m bff --print-config`.
 
     {"variables": {"BFF_DEADLINE_MS": {"value": 450.0, "from": "environment"}, ...},
-     "fixed": {"propagation_margin_s": 0.005, "downstreams": {"product": {...}}, ...}}
+     "fixed": {"propagation_margin_s": 0.005, "downstreams": {"<part>": {...}}, ...}}
 
 `variables` lists every variable an operator may set, with its value in the variable's own
 unit and where it came from: `environment`, `command line` or `default`. `fixed` is the rest

@@ -1,6 +1,6 @@
 """Foreign exceptions become `DownstreamError`s here, and only here (httpx's `map_exceptions`).
 
-    with map_exceptions("reviews"):
+    with map_exceptions(part.name):
         ... send, read, decode ...
 
     TimeoutError                              -> DownstreamTimeout    no answer in time

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bff.settings.addresses import Url
 from bff.settings.cache import CacheSettings
 from bff.settings.checks import check
 from bff.settings.declaration import (
@@ -61,7 +62,6 @@ from bff.settings.kinds import (
     Number,
     Refused,
     Text,
-    Url,
 )
 from bff.settings.names import dangerous_names
 from bff.settings.names import unknown_names as _unknown_names
@@ -174,7 +174,8 @@ class Settings:
     # Kept back from every propagated budget so a downstream's own 504 reaches us before our
     # timer fires: a loopback round trip plus a scheduling slice is well under 5 ms.
     propagation_margin_s: float = 0.005
-    # The bulkheads (512 per service) are the real cap; the pool only needs room for all three.
+    # The bulkheads (half the edge's cap per service) are the real cap; the pool only needs
+    # room for all three.
     max_connections: int = 2048
     # Above this event-loop lag a timeout is blamed on this worker, not on the service: a
     # healthy loop lags under 1 ms, a saturated one tens of ms (make bench, 256 connections).
@@ -215,7 +216,7 @@ class Settings:
             reading = read(cls, environ, flags or {}, services, tty=tty)
             tracing = tracing_from(environ)
         except SettingsError as exc:
-            raise SettingsError(*problems, *exc.problems) from None  # the problems are the news
+            raise SettingsError(*problems, *exc.problems) from exc
         if problems:
             raise SettingsError(*problems)
         settings: Settings = build(
@@ -233,8 +234,8 @@ def part_services(parts: Sequence[Service] | None = None) -> Sequence[Service]:
     """`parts`, or the answer's parts (bff.parts.PARTS)."""
     if parts is not None:
         return parts
-    # Imported here: the parts import the clients' error mapping (aiohttp), which nothing
-    # in the settings needs until the parts are asked for.
+    # Imported on use: the parts belong to the request path (models, clients), which
+    # imports these settings; at load time that would be a cycle waiting to happen.
     from bff.parts import PARTS
 
     return PARTS

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bff.settings.credentials import PublicKey
 from bff.settings.environment import SettingsError
-from bff.settings.kinds import PublicKey, figure
+from bff.settings.kinds import figure
 
 if TYPE_CHECKING:
     from bff.settings import Settings

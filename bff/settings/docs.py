@@ -7,28 +7,31 @@ declarations: docs/configuration.md holds this output, and a test keeps the page
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import MISSING
 from typing import Any
 
 from bff.settings import Settings, part_services
 from bff.settings.checks import RULES
-from bff.settings.declaration import Service, entries, value_at
+from bff.settings.declaration import Service, entries
 from bff.settings.kinds import figure
 
 __all__ = ["refusals_list", "variables_table"]
 
 
 def variables_table(parts: Sequence[Service] | None = None) -> str:
-    """One row per variable: its default (as an empty environment reads it), what it
+    """One row per variable: its default (what an empty environment reads), what it
     accepts, what it means."""
-    services = part_services(parts)
-    defaults = Settings.from_env({}, parts=services)
     rows = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
-    for entry in entries(Settings, services):
+    for entry in entries(Settings, part_services(parts)):
         if entry.variable is None:
             continue
-        computed = entry.variable.computed
-        value = value_at(defaults, entry.path)
-        shown = computed.says if computed else _default(entry.kind.display(value))
+        computed, default = entry.variable.computed, entry.default()
+        if computed is not None:
+            shown = computed.says
+        elif default is MISSING:
+            shown = "none: must be set"
+        else:
+            shown = _default(entry.kind.display(default))
         rows.append(f"| `{entry.name}` | {shown} | {entry.kind.accepts} | {entry.doc} |")
     return "\n".join(rows) + "\n"
 

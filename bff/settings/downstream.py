@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 
 from yarl import URL
 
+from bff.settings.addresses import Urls
 from bff.settings.declaration import Service, setting
-from bff.settings.kinds import DURATION_MS, Urls
+from bff.settings.edge import MAX_IN_FLIGHT
+from bff.settings.kinds import DURATION_MS
 
 __all__ = [
     "BreakerSettings",
@@ -104,7 +106,7 @@ class DownstreamSettings:
     )
     # Bulkhead per worker: half the edge's in-flight cap, so one slow service cannot hold
     # every request of the worker.
-    max_in_flight: int = 512
+    max_in_flight: int = MAX_IN_FLIGHT // 2
     # The largest real answer (a product's reviews) is a few KiB: 1 MiB is a broken service.
     max_body_bytes: int = 1024 * 1024
     retry: RetrySettings = field(default_factory=RetrySettings)

@@ -9,21 +9,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
+from bff.settings.addresses import IpNetwork, Networks, Origins, Url
+from bff.settings.credentials import PublicKey, Secret
 from bff.settings.declaration import Computed, Context, derived, setting
-from bff.settings.kinds import (
-    COUNT,
-    DURATION_S,
-    PER_SECOND,
-    Choice,
-    IpNetwork,
-    Networks,
-    Number,
-    Origins,
-    PublicKey,
-    Secret,
-    Text,
-    Url,
-)
+from bff.settings.kinds import COUNT, DURATION_S, PER_SECOND, Choice, Number, Text
 
 __all__ = [
     "MAX_IN_FLIGHT",

@@ -9,27 +9,17 @@ secret hidden. Times are stored in seconds whatever unit their variable is writt
     Choice     one of a few words, any case
     Switch     on or off
     Text       free text of a bounded length
-    Url        one URL of some schemes, kept as text
-    Urls       one or more http(s) URLs separated by commas
-    Networks   IP addresses or CIDR networks separated by commas
-    Origins    browser origins separated by commas, or *
-    Secret     a key that is never shown, not even in its refusal
-    PublicKey  a PEM public key, shown by its fingerprint
+
+URLs and networks are in `addresses.py`, keys in `credentials.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import math
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
-
-from yarl import URL
-
-from bff.settings.redaction import REDACTED, redact_urls
 
 __all__ = [
     "COUNT",
@@ -41,23 +31,16 @@ __all__ = [
     "SECONDS",
     "Choice",
     "Integer",
-    "IpNetwork",
     "Kind",
-    "Networks",
     "Number",
-    "Origins",
-    "PublicKey",
     "Refused",
-    "Secret",
     "Switch",
     "Text",
     "Unit",
-    "Url",
-    "Urls",
+    "figure",
 ]
 
 T = TypeVar("T")
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Refused(Exception):
@@ -204,177 +187,6 @@ class Text(Kind[str]):
 
     def echo(self, raw: str) -> str:
         return repr(raw[:60] + "...") if len(raw) > 60 else repr(raw)
-
-
-# The port of an authority, found without parsing the rest (a refused URL is not one).
-_PORT = re.compile(r"^[^:/?#]+://(?:[^/?#@]*@)?(?:\[[^\]/]*\]|[^:/?#]*)(?::(?P<port>[^/?#]*))?")
-
-
-@dataclass(frozen=True, slots=True)
-class Url(Kind[str]):
-    """One URL, kept as text; `redis`: a Redis URL, whose path can only name a database."""
-
-    shape: str  # "an http(s) URL such as https://idp.example/jwks"
-    schemes: tuple[str, ...] = ("http", "https")
-    redis: bool = False
-
-    @property
-    def accepts(self) -> str:
-        return self.shape
-
-    def parse(self, raw: str) -> str:
-        checked(raw, self.schemes)
-        if self.redis and not re.fullmatch(r"(/[0-9]{0,5})?", URL(raw).raw_path, re.ASCII):
-            raise Refused("the path can only be a database number, as in /0")
-        return raw
-
-    def show(self, value: str) -> str:
-        return redact_urls(value)
-
-    def echo(self, raw: str) -> str:
-        return repr(redact_urls(raw))
-
-
-@dataclass(frozen=True, slots=True)
-class Urls(Kind[tuple[URL, ...]]):
-    """One or more base URLs separated by commas: the instances of one service."""
-
-    example: str = "http://product:8081"
-
-    @property
-    def accepts(self) -> str:
-        return f"an http(s) URL such as {self.example}, or several separated by commas"
-
-    def parse(self, raw: str) -> tuple[URL, ...]:
-        urls = [u.strip() for u in raw.split(",") if u.strip()]
-        if not urls:  # "," must not leave a service with no instance
-            raise Refused
-        return tuple(checked(u, ("http", "https")) for u in urls)
-
-    def show(self, value: tuple[URL, ...]) -> list[str]:
-        return [redact_urls(str(u)) for u in value]
-
-    def echo(self, raw: str) -> str:
-        return repr(redact_urls(raw))
-
-
-def checked(raw: str, schemes: tuple[str, ...]) -> URL:
-    """`raw` as an absolute URL of one of `schemes` with a host, or `Refused` saying why."""
-    if any(c.isspace() for c in raw):
-        raise Refused("it contains a space")
-    match = _PORT.match(raw)
-    port = match["port"] if match else None
-    if port and not (re.fullmatch(r"[0-9]{1,5}", port, re.ASCII) and int(port) <= 65535):
-        raise Refused("its port is not a number from 0 to 65535")
-    try:
-        url = URL(raw)
-    except ValueError as exc:  # yarl's message may quote the text, which may hold a password
-        raise Refused("it is not a URL") from exc
-    if url.scheme not in schemes or not url.host:
-        raise Refused
-    return url
-
-
-_NETWORK = re.compile(r"[0-9A-Fa-f:.]+(/[0-9]{1,3})?", re.ASCII)
-
-
-@dataclass(frozen=True, slots=True)
-class Networks(Kind[tuple[IpNetwork, ...]]):
-    @property
-    def accepts(self) -> str:
-        return "IP addresses or CIDR networks such as 10.0.0.0/8, separated by commas"
-
-    def parse(self, raw: str) -> tuple[IpNetwork, ...]:
-        items = [p.strip() for p in raw.split(",") if p.strip()]
-        if not items or not all(_NETWORK.fullmatch(p) for p in items):
-            raise Refused
-        try:
-            return tuple(ipaddress.ip_network(p) for p in items)
-        except ValueError as exc:  # "10.0.0.1/8 has host bits set": says which and why
-            raise Refused(str(exc)) from exc
-
-    def show(self, value: tuple[IpNetwork, ...]) -> list[str]:
-        return [str(n) for n in value]
-
-
-_ORIGIN = re.compile(r"\*|https?://[^/\s?#]+/?")
-
-
-@dataclass(frozen=True, slots=True)
-class Origins(Kind[tuple[str, ...]]):
-    @property
-    def accepts(self) -> str:
-        return "origins such as https://shop.example separated by commas, or *"
-
-    def parse(self, raw: str) -> tuple[str, ...]:
-        items = [p.strip() for p in raw.split(",") if p.strip()]
-        if not items or not all(_ORIGIN.fullmatch(p) for p in items):
-            raise Refused
-        return tuple(p.rstrip("/") for p in items)
-
-    def show(self, value: tuple[str, ...]) -> list[str]:
-        return list(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Secret(Kind[bytes]):
-    min_bytes: int
-
-    @property
-    def accepts(self) -> str:
-        return f"a secret of at least {self.min_bytes} bytes"
-
-    def parse(self, raw: str) -> bytes:
-        if len(raw.encode()) < self.min_bytes:
-            raise Refused
-        return raw.encode()
-
-    def show(self, value: bytes) -> str | None:
-        return REDACTED if value else None
-
-    def echo(self, raw: str) -> str:
-        return f"{len(raw.encode())} bytes"  # never the secret, nor a part of it
-
-
-@dataclass(frozen=True, slots=True)
-class PublicKey(Kind[bytes]):
-    """A PEM public key. Not secret, but never echoed whole: it is long, and a private key
-    pasted here by mistake must not reach a log."""
-
-    @property
-    def accepts(self) -> str:
-        return "a PEM public key, RSA of at least 2048 bits or EC P-256 (\\n escapes allowed)"
-
-    def parse(self, raw: str) -> bytes:
-        pem = raw.replace("\\n", "\n").encode()
-        self.algorithm(pem)
-        return pem
-
-    def show(self, value: bytes) -> str | None:
-        return (
-            f"<PEM public key sha256:{hashlib.sha256(value).hexdigest()[:16]}>" if value else None
-        )
-
-    def echo(self, raw: str) -> str:
-        return f"{len(raw)} characters"
-
-    @staticmethod
-    def algorithm(pem: bytes) -> str:
-        """The JWT algorithm the key is for (RS256, ES256), or `Refused`."""
-        # Imported here: cryptography costs 26-48 ms of start-up (-X importtime), and most runs
-        # have no key.
-        from cryptography.hazmat.primitives.asymmetric import ec, rsa
-        from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-        try:
-            key = load_pem_public_key(pem)
-        except ValueError as exc:
-            raise Refused("not a PEM public key") from exc
-        if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
-            return "RS256"
-        if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-            return "ES256"
-        raise Refused("need an RSA key of at least 2048 bits or an EC P-256 key")
 
 
 # The usual bounds: beyond them a figure is a typo, not a choice.

@@ -11,6 +11,7 @@ import pytest
 from settings_support import tuned
 from yarl import URL
 
+from bff.parts import PARTS
 from bff.settings import Settings, SettingsError, read_variable, unknown_names, variables
 from bff.settings.docs import refusals_list, variables_table
 
@@ -264,3 +265,43 @@ class TestTheOnePage:
         (rest,) = re.findall(r"The other (\d+) ", section)
         assert int(count) == len(variables())
         assert int(rest) == len(variables()) - len(in_readme)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Part:
+    """What the settings read of a part (bff.parts.Part): its name and default URL."""
+
+    name: str
+    default_url: str | None = None
+
+
+class TestTheServicesAreTheParts:
+    """Each part of the answer brings its service's variables: a fourth one needs no edit
+    in bff/settings/, and no service is named anywhere else in bff/."""
+
+    PARTS = (*PARTS, _Part("wishlist"))
+
+    def test_a_fourth_part_brings_its_variables(self) -> None:
+        names = variables(self.PARTS)
+        assert {"BFF_WISHLIST_URL", "BFF_WISHLIST_TIMEOUT_MS"} <= set(names)
+        assert unknown_names({"BFF_WISHLIST_URL": "http://w:1"}, self.PARTS) == []
+        s = Settings.from_env(
+            {"BFF_WISHLIST_URL": "http://w:1", "BFF_WISHLIST_TIMEOUT_MS": "80"}, parts=self.PARTS
+        )
+        assert s.downstream("wishlist").urls == (URL("http://w:1"),)
+        assert s.downstream("wishlist").attempt_timeout_s == 0.08
+        assert "| `BFF_WISHLIST_URL` | none: must be set |" in variables_table(self.PARTS)
+
+    def test_its_url_must_be_set_when_the_part_gives_no_default(self) -> None:
+        with pytest.raises(SettingsError, match=r"^BFF_WISHLIST_URL: must be set$"):
+            Settings.from_env({}, parts=self.PARTS)
+
+    def test_each_name_is_written_in_the_parts_alone(self) -> None:
+        for part in PARTS:
+            files = {
+                path.relative_to(ROOT / "bff").as_posix()
+                for path in (ROOT / "bff").rglob("*")
+                if path.suffix in {".py", ".json"} and f'"{part.name}"' in path.read_text()
+            }
+            # The API's description names the answer's keys, which are the parts' names.
+            assert files <= {"parts.py", "openapi.json"}, part.name
