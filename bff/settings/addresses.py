@@ -59,10 +59,7 @@ class Urls(Kind[tuple[URL, ...]]):
         return f"an http(s) URL such as {self.example}, or several separated by commas"
 
     def parse(self, raw: str) -> tuple[URL, ...]:
-        urls = [u.strip() for u in raw.split(",") if u.strip()]
-        if not urls:  # "," must not leave a service with no instance
-            raise Refused
-        return tuple(checked(u, ("http", "https")) for u in urls)
+        return tuple(checked(u, ("http", "https")) for u in _listed(raw))
 
     def show(self, value: tuple[URL, ...]) -> list[str]:
         return [redact_urls(str(u)) for u in value]
@@ -98,9 +95,7 @@ class Networks(Kind[tuple[IpNetwork, ...]]):
         return "IP addresses or CIDR networks such as 10.0.0.0/8, separated by commas"
 
     def parse(self, raw: str) -> tuple[IpNetwork, ...]:
-        items = [p.strip() for p in raw.split(",") if p.strip()]
-        if not items or not all(_NETWORK.fullmatch(p) for p in items):
-            raise Refused
+        items = _listed(raw, _NETWORK)
         try:
             return tuple(ipaddress.ip_network(p) for p in items)
         except ValueError as exc:  # "10.0.0.1/8 has host bits set": says which and why
@@ -120,10 +115,16 @@ class Origins(Kind[tuple[str, ...]]):
         return "origins such as https://shop.example separated by commas, or *"
 
     def parse(self, raw: str) -> tuple[str, ...]:
-        items = [p.strip() for p in raw.split(",") if p.strip()]
-        if not items or not all(_ORIGIN.fullmatch(p) for p in items):
-            raise Refused
-        return tuple(p.rstrip("/") for p in items)
+        return tuple(p.rstrip("/") for p in _listed(raw, _ORIGIN))
 
     def show(self, value: tuple[str, ...]) -> list[str]:
         return list(value)
+
+
+def _listed(raw: str, shape: re.Pattern[str] | None = None) -> list[str]:
+    """The items of a comma-separated list, each of `shape`; at least one ("," must not
+    leave a service with no instance, nor a list of proxies empty)."""
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if not items or (shape and not all(shape.fullmatch(item) for item in items)):
+        raise Refused
+    return items

@@ -143,16 +143,25 @@ class Entry:
 
     @property
     def doc(self) -> str:
-        assert self.variable is not None
+        assert self.variable is not None, "a derived field has no variable"
         return self.variable.doc.format(service=self.service.name if self.service else "")
+
+    @property
+    def must_be_set(self) -> bool:
+        """No default: a part that gives its service no URL."""
+        return (
+            self.variable is not None
+            and self.variable.computed is None
+            and (self.default() is MISSING)
+        )
 
     def default(self) -> Any:
         """The value when the variable is not set (before any computed default); MISSING
         when it has none and must be set."""
         variable = self.variable
         if variable and variable.service_default and self.service:
-            url = variable.service_default(self.service)
-            return MISSING if url is None else variable.kind.parse(url)
+            text = variable.service_default(self.service)
+            return MISSING if text is None else variable.kind.parse(text)
         if self.field.default is not MISSING:
             return self.field.default
         if self.field.default_factory is not MISSING:
@@ -177,8 +186,8 @@ def _walk(
             each = [list(_walk(f.metadata[_PER_SERVICE], (*here, s.name), (), s)) for s in services]
             for same_field in zip(*each, strict=True):
                 yield from same_field
-        elif _section(f) is not None:
-            yield from _walk(_section(f), here, services, service)  # type: ignore[arg-type]
+        elif (section := _section(f)) is not None:
+            yield from _walk(section, here, services, service)
 
 
 def _section(f: dataclasses.Field[Any]) -> type | None:

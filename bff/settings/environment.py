@@ -10,7 +10,7 @@ what it got (a secret is never echoed, a URL's credentials are hidden):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from bff.settings.declaration import Context, Entry, Service, entries
@@ -56,13 +56,14 @@ def read(
     for entry in variables:
         raw, source = _raw(entry.name, environ, flags)
         if raw is None:
+            if entry.must_be_set:
+                problems.append(f"{entry.name}: must be set")
             continue
+        sources[entry.name] = source
         try:
             given[entry.name] = entry.kind.parse(raw)
         except Refused as exc:
             problems.append(refusal(entry.name, entry.kind, raw, exc))
-        sources[entry.name] = source
-    problems += [f"{e.name}: must be set" for e in _missing(variables, given)]
     if problems:
         raise SettingsError(*problems)
     # Computed defaults read the others' plain values (none reads another computed one).
@@ -85,17 +86,6 @@ def _raw(name: str, environ: Mapping[str, str], flags: Mapping[str, str]) -> tup
         if raw:
             return raw, source
     return None, ENVIRONMENT
-
-
-def _missing(variables: list[Entry], given: Mapping[str, Any]) -> list[Entry]:
-    return [
-        e
-        for e in variables
-        if e.name not in given
-        and e.variable is not None
-        and e.variable.computed is None
-        and e.default() is MISSING
-    ]
 
 
 def _computed(entry: Entry, context: Context) -> Any:

@@ -295,6 +295,10 @@ class TestTheServicesAreTheParts:
     def test_its_url_must_be_set_when_the_part_gives_no_default(self) -> None:
         with pytest.raises(SettingsError, match=r"^BFF_WISHLIST_URL: must be set$"):
             Settings.from_env({}, parts=self.PARTS)
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_env({"BFF_WISHLIST_URL": "wishlist:80"}, parts=self.PARTS)
+        (problem,) = caught.value.problems  # refused, and not "must be set" besides
+        assert problem.startswith("BFF_WISHLIST_URL: expected an http(s) URL")
 
     def test_each_name_is_written_in_the_parts_alone(self) -> None:
         for part in PARTS:
