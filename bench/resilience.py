@@ -133,7 +133,7 @@ async def main() -> None:
                 f"| {r['circuit_open']:.0f} |"
             )
         o = await _outage(http)
-        reset = Settings.from_env({}).reviews.breaker.reset_timeout_s
+        reset = Settings.from_env({}).downstream("reviews").breaker.reset_timeout_s
         print(
             f"\nreviews down, {RATE} req/s one at a time: breaker open after "
             f"{o['requests_to_open']:.0f} requests ({o['detect_s'] * 1000:.0f} ms); while open, "

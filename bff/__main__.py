@@ -19,7 +19,6 @@ signal.signal(signal.SIGTERM, _stopped_before_start)
 signal.signal(signal.SIGINT, _stopped_before_start)
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -29,16 +28,25 @@ from bff.observability.logging import configure_logging, log  # noqa: E402
 from bff.server import run  # noqa: E402
 from bff.settings import Settings, SettingsError, read_variable, unknown_names  # noqa: E402
 
+# Each flag stands for a variable: read as that variable, winning over the environment.
+_FLAGS = {
+    "host": "BFF_HOST",
+    "port": "BFF_PORT",
+    "admin_port": "BFF_ADMIN_PORT",
+    "workers": "BFF_WORKERS",
+}
 
-def _flag(variable: str) -> Callable[[str], int]:
-    """The variable's own declaration checks the flag; its message shown as argparse's error."""
 
-    def checked(raw: str) -> int:
+def _flag(variable: str) -> Callable[[str], str]:
+    """The variable's own declaration checks the flag; its message shown as argparse's error
+    (`argument --port: expected a port number (0 <= x <= 65535), got '99999'`)."""
+
+    def checked(raw: str) -> str:
         try:
-            value: int = read_variable(variable, raw)
+            read_variable(variable, raw)
         except SettingsError as exc:
             raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
-        return value
+        return raw
 
     return checked
 
@@ -49,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Product-details BFF. Settings come from BFF_* and OTEL_* environment "
         "variables (docs/configuration.md); these flags override them.",
     )
-    parser.add_argument("--host", help="address to listen on (BFF_HOST, default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        type=_flag("BFF_HOST"),
+        help="address to listen on (BFF_HOST, default 127.0.0.1)",
+    )
     parser.add_argument(
         "--port", type=_flag("BFF_PORT"), help="port (BFF_PORT, default 8080; 0 = any)"
     )
@@ -73,20 +85,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
-    print_config = args.print_config
-    del args.print_config
+    args = vars(parser.parse_args(argv))
+    flags = {_FLAGS[k]: v for k, v in args.items() if k in _FLAGS and v is not None}
     try:
-        settings = Settings.from_env(os.environ, tty=sys.stdout.isatty())
-        overrides = {k: v for k, v in vars(args).items() if v is not None}
-        settings = dataclasses.replace(settings, **overrides)
-        if settings.admin_port == settings.port != 0:
-            raise SettingsError("the admin port must differ from the public port")
+        settings = Settings.from_env(os.environ, flags=flags, tty=sys.stdout.isatty())
     except SettingsError as exc:
-        parser.exit(2, f"python -m bff: invalid setting: {exc}\n")
+        # One line per problem, every problem at once; never a traceback.
+        parser.exit(2, "".join(f"python -m bff: invalid setting: {p}\n" for p in exc.problems))
     config = effective_config(settings)
     warnings = unknown_names(os.environ)
-    if print_config:
+    if args["print_config"]:
         for warning in warnings:  # stdout stays pure JSON
             print(f"python -m bff: warning: {warning}", file=sys.stderr)
         print(json.dumps(config, indent=2, sort_keys=True))

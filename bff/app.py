@@ -64,7 +64,7 @@ def create_app(
     `parts`: what the answer is made of (each needs `settings.downstream(part.name)`)."""
     lifecycle = Lifecycle()
     guard = EdgeGuard(settings.edge, lifecycle)
-    deadline_s = settings.deadline_ms / 1000
+    deadline_s = settings.deadline_s
     admission = Admission(
         deadline_s=deadline_s,
         max_in_flight=settings.edge.max_in_flight,
@@ -133,11 +133,11 @@ async def _downstream(app: web.Application) -> AsyncIterator[None]:
         return DownstreamClient(
             ds,
             session,
-            propagation_margin_s=settings.propagation_margin_ms / 1000,
+            propagation_margin_s=settings.propagation_margin_s,
             on_breaker_transition=on_breaker_transition,
             tracer=tracer,
             loop_lag=loop_lag,
-            lag_neutral_s=settings.loop_lag_neutral_ms / 1000,
+            lag_neutral_s=settings.loop_lag_neutral_s,
         )
 
     services = [settings.downstream(part.name) for part in app[PARTS]]

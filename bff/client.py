@@ -227,8 +227,8 @@ class RetrySchedule(RetryOptionsBase):
 
     def __init__(self, retry: RetrySettings) -> None:
         super().__init__(attempts=retry.max_attempts, methods={"GET"})
-        self._base = retry.backoff_base_ms / 1000
-        self._max = retry.backoff_max_ms / 1000
+        self._base = retry.backoff_base_s
+        self._max = retry.backoff_max_s
 
     def get_timeout(self, attempt: int, response: ClientResponse | None = None) -> float:
         """`attempt`: the attempts made so far (1 after the first)."""
@@ -256,7 +256,7 @@ class DownstreamClient:
         self.settings = settings
         self.session = session
         self.margin = propagation_margin_s
-        self.attempt_timeout = settings.attempt_timeout_ms / 1000
+        self.attempt_timeout = settings.attempt_timeout_s
         self.max_in_flight = settings.max_in_flight
         self.max_body_bytes = settings.max_body_bytes
         self.loop_lag = loop_lag
@@ -269,7 +269,7 @@ class DownstreamClient:
         self.budget = RetryBudget(
             retry.budget_ratio, retry.budget_min_retries, retry.budget_window_s
         )
-        self.latency = LatencyWindow(retry.min_attempt_ms / 1000)
+        self.latency = LatencyWindow(retry.min_attempt_s)
         self.hedging = HedgePolicy(settings.hedge, self.latency)
         self.in_flight = 0
         self._in_flight_peak = 0  # the most calls in flight since the last metrics sample

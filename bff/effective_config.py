@@ -1,56 +1,72 @@
 """The effective configuration as plain data, secrets redacted: logged once at start and
 printed by `python -m bff --print-config`.
 
-Redacted: the HS256 secret, any password in a URL (BFF_REDIS_URL, a downstream or JWKS URL
-with credentials in it). A PEM public key is not secret but is shown by its fingerprint, to
-keep the line short.
+    {"variables": {"BFF_DEADLINE_MS": {"value": 450.0, "from": "environment"}, ...},
+     "fixed": {"propagation_margin_s": 0.005, "downstreams": {"<part>": {...}}, ...}}
+
+`variables` lists every variable an operator may set, with its value in the variable's own
+unit and where it came from: `environment`, `command line` or `default`. `fixed` is the rest
+of the settings tree (in seconds and bytes): the fixed values, and what is derived from the
+variables. Redacted: secrets (the HS256 secret), any password or query value of a URL (a
+Redis or JWKS URL with credentials in it); a PEM public key is shown by its fingerprint.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Any
 
-from yarl import URL
-
 from bff.settings import Settings
+from bff.settings.declaration import Entry, entries, value_at
+from bff.settings.redaction import REDACTED, redact_urls
 
-REDACTED = "<redacted>"
+__all__ = ["DEFAULT", "effective_config"]
+
+DEFAULT = "default"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Named:
+    """A part as the settings know it once read: its name is all a path needs."""
+
+    name: str
+    default_url: str | None = None
 
 
 def effective_config(settings: Settings) -> dict[str, Any]:
-    data: dict[str, Any] = _plain(settings)
-    auth = data["edge"]["auth"]
-    key = settings.edge.auth.key
-    if settings.edge.auth.algorithm == "HS256":
-        auth["key"] = REDACTED
-    elif key:
-        auth["key"] = f"<PEM public key sha256:{hashlib.sha256(key).hexdigest()[:16]}>"
-    else:
-        auth["key"] = None
-    return data
+    declared = [e for e in _entries(settings) if e.variable is not None]
+    variables = {
+        e.name: {
+            "value": e.kind.display(value_at(settings, e.path)),
+            "from": settings.sources.get(e.name, DEFAULT),
+        }
+        for e in declared
+    }
+    names = {("downstreams", ds.name, "name") for ds in settings.downstreams}
+    elsewhere = {e.path for e in declared} | names | {("sources",)}
+    return {"variables": variables, "fixed": _plain(settings, (), elsewhere)}
 
 
-def _plain(value: Any) -> Any:
+def _entries(settings: Settings) -> list[Entry]:
+    return list(entries(Settings, [_Named(ds.name) for ds in settings.downstreams]))
+
+
+def _plain(value: Any, path: tuple[str, ...], skipped: set[tuple[str, ...]]) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = (f.name for f in dataclasses.fields(value))
+        return {
+            name: _plain(getattr(value, name), (*path, name), skipped)
+            for name in fields
+            if (*path, name) not in skipped
+        }
+    if path == ("downstreams",):
+        return {ds.name: _plain(ds, (*path, ds.name), skipped) for ds in value}
     if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, URL) or (isinstance(value, str) and "://" in value):
-        return _without_password(str(value))
+        return [_plain(v, path, skipped) for v in value]
     if isinstance(value, bytes):
         return REDACTED
-    if value is None or isinstance(value, bool | int | float | str):
+    if isinstance(value, str):
+        return redact_urls(value)
+    if value is None or isinstance(value, bool | int | float):
         return value
-    return str(value)  # networks, enums...
-
-
-def _without_password(raw: str) -> str:
-    try:
-        url = URL(raw)
-    except ValueError:
-        return raw
-    if url.password is None:
-        return raw
-    return str(url.with_password("redacted"))
+    return redact_urls(str(value))  # URLs, networks

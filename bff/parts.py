@@ -3,8 +3,9 @@
 A part is a downstream service's name, the path it is read from, the type its body decodes
 into, whether the answer can exist without it, what a 404 means, and how its value (or its
 absence) lands in our answer's body. The fan-out, the merge, Server-Timing, the access log,
-the metrics, `include`, the per-service clients and the part cache all iterate over `PARTS`;
-adding a service is one more `Part` (and its `DownstreamSettings`).
+the metrics, `include`, the per-service clients, the part cache and the settings all iterate
+over `PARTS`; adding a service is one more `Part` (its `BFF_<NAME>_URL` and
+`BFF_<NAME>_TIMEOUT_MS` come with it).
 
 Decoding validates: the body must match the typed struct, and every id in it must be the id
 we asked for (an answer about another product is a `bad_response`, never shown to a user).
@@ -42,6 +43,9 @@ class Part(Generic[T]):
     not_found: type[DownstreamError] = DownstreamNotFound
     # False: never through the part cache (a service whose answers must always be live).
     cached: bool = True
+    # The service's URL when BFF_<NAME>_URL is not set (where `make run` puts its mock);
+    # None: the variable must be set.
+    default_url: str | None = None
     _decoder: msgspec.json.Decoder[T] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -89,7 +93,15 @@ def _no_reviews() -> list[Review]:
 
 PARTS: tuple[Part[Any], ...] = (
     # Required: without the product there is no answer (its 404 is ours).
-    Part("product", "/products/", Product, lambda p: (p.id,), _product, required=True),
+    Part(
+        "product",
+        "/products/",
+        Product,
+        lambda p: (p.id,),
+        _product,
+        required=True,
+        default_url="http://127.0.0.1:8081",
+    ),
     # A reviews service with nothing for this id may say 404 or [].
     Part(
         "reviews",
@@ -98,6 +110,7 @@ PARTS: tuple[Part[Any], ...] = (
         lambda reviews: map(_PRODUCT_ID, reviews),
         _reviews,
         on_404=_no_reviews,
+        default_url="http://127.0.0.1:8082",
     ),
     # No inventory record for an existing product: stock unknown, in the API's words the part
     # is `unavailable` (body, Server-Timing, log and metrics all say the same).
@@ -108,6 +121,7 @@ PARTS: tuple[Part[Any], ...] = (
         lambda i: (i.product_id,),
         _inventory,
         not_found=DownstreamUnavailable,
+        default_url="http://127.0.0.1:8083",
     ),
 )
 

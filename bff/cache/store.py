@@ -435,7 +435,7 @@ def open_part_cache(settings: CacheSettings, redis_url: str | None = None) -> Pa
     if redis_url:
         redis = RedisTier(
             redis_url,
-            timeout_s=settings.redis_timeout_ms / 1000,
+            timeout_s=settings.redis_timeout_s,
             on_error=lambda op: metrics.cache_redis_errors(op).inc(),
         )
     return PartCache(settings, redis=redis)

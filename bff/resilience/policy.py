@@ -11,7 +11,7 @@ plus a floor, over a sliding window of one-second buckets, so a dead service see
 odd transient error gets every retry it needs. The hedges have a budget of their own.
 
 `HedgePolicy`: a call that has not answered after the service's recent p95, plus a half
-(`HEADROOM`), bounded by `min_delay_ms` and `max_delay_ms`, is one of the slow few; a second
+(`HEADROOM`), bounded by `min_delay_s` and `max_delay_s`, is one of the slow few; a second
 request to another instance (the same one if there is only one) usually answers sooner than
 the first would. `delay()` says when to consider it; `admit()`, at that moment, whether to
 send it:
@@ -147,8 +147,8 @@ class HedgePolicy:
     def __init__(self, settings: HedgeSettings, latency: LatencyWindow) -> None:
         self.enabled = settings.enabled
         self._latency = latency
-        self._min = settings.min_delay_ms / 1000
-        self._max = settings.max_delay_ms / 1000
+        self._min = settings.min_delay_s
+        self._max = settings.max_delay_s
         self._budget = RetryBudget(
             settings.budget_ratio, settings.budget_min, settings.budget_window_s
         )

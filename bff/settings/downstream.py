@@ -1,20 +1,28 @@
 """Per downstream service: its instances and per-attempt timeout (operators' settings), and
 the retry, breaker, outlier and bulkhead figures (fixed values, each with its reason).
 
-Every service has the same fixed values; a test builds others with `dataclasses.replace`.
+The variables are declared once for every part (`BFF_{SERVICE}_URL`: BFF_PRODUCT_URL, ...);
+every service has the same fixed values, and a test builds others with `dataclasses.replace`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from msgspec import UNSET
 from yarl import URL
 
-from bff.settings.environment import Environment, given
+from bff.settings.addresses import Urls
+from bff.settings.declaration import Service, setting
+from bff.settings.edge import MAX_IN_FLIGHT
+from bff.settings.kinds import DURATION_MS
 
-# Where `make run` puts the mocks.
-_DEFAULT_PORTS = {"product": 8081, "reviews": 8082, "inventory": 8083}
+__all__ = [
+    "BreakerSettings",
+    "DownstreamSettings",
+    "HedgeSettings",
+    "OutlierSettings",
+    "RetrySettings",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +32,15 @@ class RetrySettings:
     max_attempts: int = 3
     # Full jitter in [0, min(max, base * 2^(n-1))]: small against the deadline, enough to
     # spread retries of one burst apart.
-    backoff_base_ms: float = 10.0
-    backoff_max_ms: float = 60.0
+    backoff_base_s: float = 0.010
+    backoff_max_s: float = 0.060
     # Finagle's retry budget: retries <= 20 % of first attempts (+3 per window), so a dead
     # service sees ~1.2x the calls, not 3x (make bench-resilience: 1.21 at 50 % errors).
     budget_ratio: float = 0.2
     budget_min_retries: int = 3
     budget_window_s: float = 10.0
     # Used as the latency floor until a service has answered often enough to measure it.
-    min_attempt_ms: float = 10.0
+    min_attempt_s: float = 0.010
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,34 +81,35 @@ class HedgeSettings:
     budget_window_s: float = 10.0
     # Never sooner (a service faster than this gains nothing from a second call) nor later
     # (past it, a plain retry after the attempt timeout would do as well).
-    min_delay_ms: float = 10.0
-    max_delay_ms: float = 150.0
+    min_delay_s: float = 0.010
+    max_delay_s: float = 0.150
+
+
+def _default_url(service: Service) -> str | None:
+    return service.default_url
 
 
 @dataclass(frozen=True, slots=True)
 class DownstreamSettings:
-    name: str
-    urls: tuple[URL, ...]
-    # Setting BFF_<SERVICE>_TIMEOUT_MS; cut to what is left of the deadline in any case.
-    attempt_timeout_ms: float = 300.0
+    name: str  # the part's
+    urls: tuple[URL, ...] = setting(
+        "BFF_{SERVICE}_URL",
+        Urls(),
+        "the {service} service: its base URL, or one per instance",
+        service_default=_default_url,
+    )
+    attempt_timeout_s: float = setting(
+        "BFF_{SERVICE}_TIMEOUT_MS",
+        DURATION_MS,
+        "per-attempt timeout of the {service} service (cut to what is left of the deadline)",
+        default=0.300,
+    )
     # Bulkhead per worker: half the edge's in-flight cap, so one slow service cannot hold
     # every request of the worker.
-    max_in_flight: int = 512
+    max_in_flight: int = MAX_IN_FLIGHT // 2
     # The largest real answer (a product's reviews) is a few KiB: 1 MiB is a broken service.
     max_body_bytes: int = 1024 * 1024
     retry: RetrySettings = field(default_factory=RetrySettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     outlier: OutlierSettings = field(default_factory=OutlierSettings)
     hedge: HedgeSettings = field(default_factory=HedgeSettings)
-
-
-def downstream_from(env: Environment, name: str) -> DownstreamSettings:
-    """`BFF_<NAME>_URL` and `BFF_<NAME>_TIMEOUT_MS`; the rest keeps the defaults above."""
-    urls = getattr(env, f"{name}_url")
-    return DownstreamSettings(
-        name=name,
-        urls=(URL(f"http://127.0.0.1:{_DEFAULT_PORTS[name]}"),)
-        if urls is UNSET
-        else tuple(URL(u) for u in urls),
-        **given(attempt_timeout_ms=getattr(env, f"{name}_timeout_ms")),
-    )

@@ -9,11 +9,9 @@ API open) and a variable replaced by another one that must be set instead.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
-from bff.settings.environment import PUBLIC, SettingsError
-
-__all__ = ["refuse_dangerous_names", "unknown_names"]
+__all__ = ["dangerous_names", "unknown_names"]
 
 # Read by the tools around the server, not by it: `make cluster` and the test suite.
 TOOLS = frozenset({"BFF_CLUSTER_PORT", "BFF_TEST_REQUIRE"})
@@ -42,9 +40,8 @@ _SERVICE_KNOBS = [
     "EJECT_MAX_S",
 ]
 # Former settings, now fixed values with their reasons in the code (docs/configuration.md).
-RETIRED = frozenset(
-    [f"BFF_{s}_{k}" for s in ("PRODUCT", "REVIEWS", "INVENTORY") for k in _SERVICE_KNOBS]
-    + [
+_RETIRED = frozenset(
+    [
         "BFF_PROPAGATION_MARGIN_MS",
         "BFF_MAX_CONNECTIONS",
         "BFF_LOOP_LAG_NEUTRAL_MS",
@@ -62,29 +59,42 @@ RETIRED = frozenset(
         "BFF_CACHE_REDIS_TIMEOUT_MS",
     ]
 )
-_KNOWN = frozenset(PUBLIC) | TOOLS
 
 
-def refuse_dangerous_names(environ: Mapping[str, str]) -> None:
-    """Stop on a replaced variable or an unknown `BFF_AUTH_*` one (set, even if empty)."""
-    for name in sorted(n for n in environ if n.startswith("BFF_") and n not in _KNOWN):
+def dangerous_names(environ: Mapping[str, str], variables: Collection[str]) -> list[str]:
+    """The refusals for a replaced variable or an unknown `BFF_AUTH_*` one (set, even if
+    empty); `variables`: the names that are settings."""
+    problems = []
+    for name in _not_settings(environ, variables):
         if name in REPLACED:
-            raise SettingsError(f"{name} is replaced by {REPLACED[name]}")
-        if name.startswith("BFF_AUTH_"):
-            raise SettingsError(f"{name} is not a setting{_closest(name)}; refusing to start")
+            problems.append(f"{name} is replaced by {REPLACED[name]}")
+        elif name.startswith("BFF_AUTH_"):
+            problems.append(
+                f"{name} is not a setting{_closest(name, variables)}; refusing to start"
+            )
+    return problems
 
 
-def unknown_names(environ: Mapping[str, str]) -> list[str]:
-    """One warning per `BFF_*` variable that is not a setting, for the start-up log."""
+def unknown_names(
+    environ: Mapping[str, str], variables: Collection[str], services: Collection[str]
+) -> list[str]:
+    """One warning per `BFF_*` variable that is not a setting, for the start-up log;
+    `services`: the parts' names, whose former knobs are named as such."""
+    retired = _RETIRED | {f"BFF_{s.upper()}_{k}" for s in services for k in _SERVICE_KNOBS}
     warnings = []
-    for name in sorted(n for n in environ if n.startswith("BFF_") and n not in _KNOWN):
-        if name in RETIRED:
+    for name in _not_settings(environ, variables):
+        if name in retired:
             warnings.append(f"{name} is no longer read: now a fixed value (docs/configuration.md)")
         else:
-            warnings.append(f"{name} is not a setting{_closest(name)}")
+            warnings.append(f"{name} is not a setting{_closest(name, variables)}")
     return warnings
 
 
-def _closest(name: str) -> str:
-    match = difflib.get_close_matches(name, PUBLIC, n=1, cutoff=0.6)
+def _not_settings(environ: Mapping[str, str], variables: Collection[str]) -> list[str]:
+    known = frozenset(variables) | TOOLS
+    return sorted(n for n in environ if n.startswith("BFF_") and n not in known)
+
+
+def _closest(name: str, variables: Collection[str]) -> str:
+    match = difflib.get_close_matches(name, sorted(variables), n=1, cutoff=0.6)
     return f" (did you mean {match[0]}?)" if match else ""

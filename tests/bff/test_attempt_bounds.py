@@ -32,7 +32,7 @@ async def slow_service(aiohttp_server: AiohttpServer) -> URL:
 
 def client_for(url: URL, session: aiohttp.ClientSession) -> DownstreamClient:
     settings = DownstreamSettings(
-        "reviews", (url,), attempt_timeout_ms=200.0, retry=RetrySettings(max_attempts=1)
+        "reviews", (url,), attempt_timeout_s=0.2, retry=RetrySettings(max_attempts=1)
     )
     return DownstreamClient(settings, session, propagation_margin_s=0.005)
 

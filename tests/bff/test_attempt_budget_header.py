@@ -31,7 +31,7 @@ async def header_sent(
     app.router.add_get("/reviews/{id}", handler)
     server = await aiohttp_server(app)
     settings = DownstreamSettings(
-        "reviews", (URL(str(server.make_url(""))),), attempt_timeout_ms=attempt_ms
+        "reviews", (URL(str(server.make_url(""))),), attempt_timeout_s=attempt_ms / 1000
     )
     async with aiohttp.ClientSession() as session:
         client = DownstreamClient(settings, session, propagation_margin_s=margin_s)

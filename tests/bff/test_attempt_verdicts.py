@@ -71,7 +71,7 @@ async def verdict(
     *,
     part: Part[Any] = PRODUCT,
     budget_s: float = 5.0,
-    attempt_timeout_ms: float = 300.0,
+    attempt_timeout_s: float = 0.3,
     **headers: str,
 ) -> Verdict:
     """One call with room for one retry: what it returned, whether it retried, and what the
@@ -80,8 +80,8 @@ async def verdict(
     svc.status, svc.body = status, body
     svc.headers = {k.replace("_", "-"): v for k, v in headers.items()}
     settings = dataclasses.replace(
-        one_shot(part.name, url, attempt_timeout_ms=attempt_timeout_ms),
-        retry=RetrySettings(max_attempts=2, backoff_base_ms=1, backoff_max_ms=1),
+        one_shot(part.name, url, attempt_timeout_s=attempt_timeout_s),
+        retry=RetrySettings(max_attempts=2, backoff_base_s=0.001, backoff_max_s=0.001),
     )
     async with aiohttp.ClientSession() as session:
         client = client_of(settings, session)
@@ -103,7 +103,7 @@ class TestNoUsableAnswer:
         self, service: tuple[Service, URL]
     ) -> None:
         service[0].hang_s = 1.0
-        got = await verdict(service, 200, _BODY % b"P001", attempt_timeout_ms=50)
+        got = await verdict(service, 200, _BODY % b"P001", attempt_timeout_s=0.05)
         assert isinstance(got.error, DownstreamTimeout)
         assert str(got.error) == "product: timeout (no answer in 50 ms)"
         assert (got.retried, got.health) == (True, (0, 2))
@@ -123,7 +123,7 @@ class TestNoUsableAnswer:
         url = URL(f"http://127.0.0.1:{free_port()}")
         settings = dataclasses.replace(
             one_shot("product", url),
-            retry=RetrySettings(max_attempts=2, backoff_base_ms=1, backoff_max_ms=1),
+            retry=RetrySettings(max_attempts=2, backoff_base_s=0.001, backoff_max_s=0.001),
         )
         async with aiohttp.ClientSession() as session:
             client = client_of(settings, session)

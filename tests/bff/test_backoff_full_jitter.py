@@ -16,9 +16,7 @@ from bff.settings import RetrySettings
 
 
 def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
-    schedule = RetrySchedule(
-        RetrySettings(backoff_base_ms=base_s * 1000, backoff_max_ms=max_s * 1000)
-    )
+    schedule = RetrySchedule(RetrySettings(backoff_base_s=base_s, backoff_max_s=max_s))
     return schedule.get_timeout(attempt)
 
 

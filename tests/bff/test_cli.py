@@ -15,31 +15,86 @@ from processes import running_bff, running_mocks
 
 pytestmark = pytest.mark.slow
 
+PASSWORD = "pa55word"
 
-def test_help_lists_the_flags() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bff", "--help"],
+
+def exited(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m bff ARGS` run to its end (a refusal, --help, --print-config)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bff", *args],
         capture_output=True,
         text=True,
         timeout=30,
-        env=clean_env(),
+        env=clean_env(env),
+        stdin=subprocess.DEVNULL,
     )
+
+
+def test_help_lists_the_flags() -> None:
+    out = exited("--help")
     assert out.returncode == 0
     for flag in ("--host", "--port", "--admin-port", "--workers", "--print-config"):
         assert flag in out.stdout
 
 
 def test_an_invalid_setting_stops_start_up_with_a_clear_message() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bff"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={"BFF_DEADLINE_MS": "soon", "PATH": ""},
-    )
+    out = exited(env={"BFF_DEADLINE_MS": "soon"})
     assert out.returncode == 2
-    assert "BFF_DEADLINE_MS" in out.stderr
-    assert "Traceback" not in out.stderr
+    assert out.stderr == (
+        "python -m bff: invalid setting: BFF_DEADLINE_MS: expected a number of milliseconds"
+        " (0 < x <= 60000), got 'soon'\n"
+    )
+
+
+class TestBadUrlsAtStart:
+    """A URL that cannot be used is one line naming its variable and exit status 2, never a
+    traceback, and its password is in none of it, whether starting or printing the config."""
+
+    @pytest.mark.parametrize("args", [(), ("--print-config",)], ids=["start", "print-config"])
+    def test_a_redis_url_with_a_password_and_a_bad_port(self, args: tuple[str, ...]) -> None:
+        out = exited(*args, env={"BFF_REDIS_URL": f"redis://:{PASSWORD}@127.0.0.1:notaport/0"})
+        assert out.returncode == 2
+        (line,) = out.stderr.splitlines()
+        assert line.startswith("python -m bff: invalid setting: BFF_REDIS_URL: expected")
+        assert "redis://:<redacted>@127.0.0.1:notaport/0" in line
+        assert PASSWORD not in out.stderr + out.stdout
+
+    def test_a_service_url_with_a_bad_port(self) -> None:
+        out = exited(env={"BFF_PRODUCT_URL": "http://127.0.0.1:notaport"})
+        assert out.returncode == 2
+        (line,) = out.stderr.splitlines()
+        assert line.startswith("python -m bff: invalid setting: BFF_PRODUCT_URL: expected")
+        assert line.endswith("(its port is not a number from 0 to 65535)")
+
+    def test_every_bad_value_on_a_line_of_its_own(self) -> None:
+        out = exited(env={"BFF_PRODUCT_URL": "http://h:x", "BFF_DEADLINE_MS": "abc"})
+        assert out.returncode == 2
+        assert [line.split(": ")[2] for line in out.stderr.splitlines()] == [
+            "BFF_PRODUCT_URL",
+            "BFF_DEADLINE_MS",
+        ]
+
+
+class TestPrintConfig:
+    """What is in force and where each value came from, secrets redacted."""
+
+    def test_says_where_each_value_came_from(self) -> None:
+        env = {
+            "BFF_DEADLINE_MS": "450",
+            "BFF_REDIS_URL": f"redis://bff:{PASSWORD}@127.0.0.1:6379/0",
+            "BFF_AUTH_JWT_JWKS_URL": f"https://idp.example/jwks?access_token={PASSWORD}&v=2",
+        }
+        out = exited("--print-config", "--port", "8181", env=env)
+        assert out.returncode == 0, out.stderr
+        variables = json.loads(out.stdout)["variables"]
+        assert variables["BFF_DEADLINE_MS"] == {"value": 450.0, "from": "environment"}
+        assert variables["BFF_PORT"] == {"value": 8181, "from": "command line"}
+        assert variables["BFF_HOST"] == {"value": "127.0.0.1", "from": "default"}
+        assert variables["BFF_REDIS_URL"]["value"] == "redis://bff:<redacted>@127.0.0.1:6379/0"
+        assert variables["BFF_AUTH_JWT_JWKS_URL"]["value"] == (
+            "https://idp.example/jwks?access_token=<redacted>&v=<redacted>"
+        )
+        assert PASSWORD not in out.stdout
 
 
 async def _fetch_all(base: str, count: int) -> list[int]:
@@ -69,31 +124,30 @@ def test_serves_and_stops_cleanly(workers: int, sig: int) -> None:
 
 @pytest.mark.parametrize(
     ("flag", "message"),
-    [("--port=99999", "argument --port: expected `int` <= 65535"), ("--workers=0", "`int` >= 1")],
+    [
+        ("--port=99999", "argument --port: expected a port number (0 <= x <= 65535), got '99999'"),
+        ("--workers=0", "argument --workers: expected a whole number (1 <= x <= 1024), got '0'"),
+    ],
 )
 def test_an_invalid_flag_is_refused_with_the_settings_message(flag: str, message: str) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bff", flag],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=clean_env(),
-    )
+    out = exited(flag)
     assert out.returncode == 2
     assert message in out.stderr
 
 
-def test_an_unknown_variable_is_a_warning_naming_the_closest_setting() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bff", "--print-config"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=clean_env({"BFF_DEADLINE_MSS": "300"}),
+def test_a_flag_is_checked_against_the_rules_with_the_environment() -> None:
+    out = exited("--admin-port", "8080", env={"BFF_PORT": "8080"})
+    assert out.returncode == 2
+    assert out.stderr == (
+        "python -m bff: invalid setting: BFF_ADMIN_PORT must differ from BFF_PORT (both 8080)\n"
     )
+
+
+def test_an_unknown_variable_is_a_warning_naming_the_closest_setting() -> None:
+    out = exited("--print-config", env={"BFF_DEADLINE_MSS": "300"})
     assert out.returncode == 0
     assert out.stderr == (
         "python -m bff: warning: "
         "BFF_DEADLINE_MSS is not a setting (did you mean BFF_DEADLINE_MS?)\n"
     )
-    assert json.loads(out.stdout)["deadline_ms"] == 500.0
+    assert json.loads(out.stdout)["variables"]["BFF_DEADLINE_MS"]["value"] == 500.0

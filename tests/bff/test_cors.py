@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from bff_support import BffClient, MakeBff, Mocks
+from settings_support import tuned
 
-from bff.settings import CorsSettings, Settings, SettingsError
+from bff.settings import Settings, SettingsError
 
 SHOP = "https://shop.example"
 EVIL = "https://evil.example"
@@ -101,8 +102,9 @@ class TestResponses:
 
 class TestSettings:
     def test_wildcard_with_credentials_cannot_be_built(self) -> None:
-        with pytest.raises(ValueError, match="'\\*' cannot be combined with credentials"):
-            CorsSettings(origins=("*",), allow_credentials=True)
+        wildcard = Settings.from_env({"BFF_CORS_ORIGINS": "*"})
+        with pytest.raises(SettingsError, match="'\\*' cannot be combined with credentials"):
+            tuned(wildcard, {"edge.cors.allow_credentials": True})
 
     @pytest.mark.parametrize("value", ["shop.example", "https://shop.example/path", "ftp://x"])
     def test_not_an_origin(self, value: str) -> None:

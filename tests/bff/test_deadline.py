@@ -58,7 +58,7 @@ class TestDeadline:
         # A wide propagation margin: the mocks are told a budget 150 ms short of ours, so
         # they give up on their own before we hang up on them even on a busy machine (a
         # mock's handler cancelled by our hang-up never counts its budget as exceeded).
-        bff = await make_bff({"propagation_margin_ms": 150}, BFF_DEADLINE_MS=300)
+        bff = await make_bff({"propagation_margin_s": 0.150}, BFF_DEADLINE_MS=300)
         await mocks.faults("reviews", latency_ms=10_000)
         await mocks.faults("inventory", latency_ms=10_000)
         resp, body, elapsed = await timed_get(bff, "/product-details/P001")

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from bff_support import BffClient, MockAdmin, Mocks, counted, server_timing
 from pytest_aiohttp import AiohttpClient, AiohttpServer
+from settings_support import tuned
 
 from bff.app import create_app
 from bff.keys import CLIENTS
@@ -48,12 +49,11 @@ def build(aiohttp_client: AiohttpClient, mocks: Mocks) -> Build:
         if reviews_urls is not None:
             env["BFF_REVIEWS_URL"] = reviews_urls
         settings = Settings.from_env(env)
+        reviews = settings.downstream("reviews")
         reviews = dataclasses.replace(
-            settings.reviews,
-            hedge=hedge or settings.reviews.hedge,
-            breaker=breaker or settings.reviews.breaker,
+            reviews, hedge=hedge or reviews.hedge, breaker=breaker or reviews.breaker
         )
-        return await aiohttp_client(create_app(dataclasses.replace(settings, reviews=reviews)))
+        return await aiohttp_client(create_app(tuned(settings, {"reviews": reviews})))
 
     return make
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,11 +9,10 @@ import msgspec
 from aiohttp import web
 from bff_support import Mocks, server_timing
 from pytest_aiohttp import AiohttpClient, AiohttpServer
-from yarl import URL
 
 from bff.app import create_app
 from bff.parts import PARTS, Part
-from bff.settings import DownstreamSettings, Settings
+from bff.settings import Settings
 
 
 class Wishlist(msgspec.Struct, frozen=True, rename="camel"):
@@ -48,10 +46,10 @@ async def _wishlist_service(aiohttp_server: AiohttpServer, *, fail: bool = False
 
 
 async def _bff_with_wishlist(aiohttp_client: AiohttpClient, mocks: Mocks, url: str) -> Any:
-    base = Settings.from_env(mocks.env())
-    wishlist = DownstreamSettings("wishlist", (URL(url),))
-    settings = dataclasses.replace(base, extra_downstreams=(wishlist,))
-    return await aiohttp_client(create_app(settings, parts=(*PARTS, WISHLIST)))
+    parts = (*PARTS, WISHLIST)
+    # Its settings come from its own variable, as a declared part's do.
+    settings = Settings.from_env({**mocks.env(), "BFF_WISHLIST_URL": url}, parts=parts)
+    return await aiohttp_client(create_app(settings, parts=parts))
 
 
 class TestAFourthPart:

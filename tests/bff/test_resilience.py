@@ -237,9 +237,9 @@ class TestCircuitBreaker:
             BFF_REVIEWS_TIMEOUT_MS=150,
             fields={
                 # A wide margin: the mock's 504 must beat our own timer even on a busy machine.
-                "propagation_margin_ms": 60,
+                "propagation_margin_s": 0.06,
                 # A busy test machine must not make the 504 neutral.
-                "loop_lag_neutral_ms": 500,
+                "loop_lag_neutral_s": 0.5,
                 "reviews.retry.max_attempts": 1,
                 "reviews.breaker.min_calls": 50,
             },

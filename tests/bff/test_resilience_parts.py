@@ -180,7 +180,7 @@ class TestLoopLag:
     ) -> None:
         bff = await make_bff(
             # Far above the loop lag a busy test machine shows by itself.
-            {"reviews.retry.max_attempts": 1, "loop_lag_neutral_ms": 500},
+            {"reviews.retry.max_attempts": 1, "loop_lag_neutral_s": 0.5},
             BFF_REVIEWS_TIMEOUT_MS=100,
             BFF_RATE_LIMIT_RATE=0,
         )

@@ -37,7 +37,7 @@ class TestRetryElsewhere:
             # Nothing but the instance choice may change between attempts: no breaker, no
             # ejection, a budget for every retry, no pause.
             retry=RetrySettings(
-                max_attempts=2, budget_min_retries=100, backoff_base_ms=0.0, backoff_max_ms=0.0
+                max_attempts=2, budget_min_retries=100, backoff_base_s=0.0, backoff_max_s=0.0
             ),
             breaker=BreakerSettings(min_calls=1000),
             outlier=OutlierSettings(consecutive_failures=1000),

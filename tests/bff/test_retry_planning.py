@@ -42,7 +42,7 @@ def call(deadline_s: float = 5.0, attempts: int = 1, margin_s: float = 0.005, **
     settings = DownstreamSettings(
         "reviews",
         (URL("http://127.0.0.1:1"),),
-        retry=RetrySettings(**{"backoff_base_ms": 10.0, "backoff_max_ms": 60.0, **retry}),
+        retry=RetrySettings(**{"backoff_base_s": 0.010, "backoff_max_s": 0.060, **retry}),
         breaker=BreakerSettings(min_calls=1, reset_timeout_s=60.0),
     )
     client = DownstreamClient(settings, _UNUSED_SESSION, propagation_margin_s=margin_s)
@@ -98,7 +98,7 @@ class TestTheRetryMustFit:
 
     def fitted(self, retry_after: float) -> float | None:
         # floor 15.625 ms + margin 7.8125 ms = 23.4375 ms must be left after the pause.
-        c = call(min_attempt_ms=15.625, margin_s=0.0078125)
+        c = call(min_attempt_s=0.015625, margin_s=0.0078125)
         c.ctx = _Frozen(0.5)
         return c.plan_retry(failed(retry_after=retry_after))
 

@@ -262,12 +262,12 @@ class TestConfiguration:
     def test_print_config_shows_the_effective_values_without_secrets(self) -> None:
         out = run_to_exit(["-m", "bff", "--print-config", "--admin-port", "9191"], CONFIG_ENV)
         assert out.returncode == 0, out.stderr
-        config = json.loads(out.stdout)
-        assert config["deadline_ms"] == 450.0
-        assert config["admin_port"] == 9191
-        assert config["edge"]["auth"]["algorithm"] == "HS256"
-        assert config["edge"]["auth"]["key"] == "<redacted>"
-        assert config["redis_url"] == "redis://bff:redacted@127.0.0.1:6379/0"
+        config = json.loads(out.stdout)["variables"]
+        assert config["BFF_DEADLINE_MS"] == {"value": 450.0, "from": "environment"}
+        assert config["BFF_ADMIN_PORT"] == {"value": 9191, "from": "command line"}
+        assert config["BFF_AUTH_JWT_ALGORITHM"]["value"] == "HS256"
+        assert config["BFF_AUTH_JWT_SECRET"]["value"] == "<redacted>"
+        assert config["BFF_REDIS_URL"]["value"] == "redis://bff:<redacted>@127.0.0.1:6379/0"
         assert SECRET not in out.stdout
         assert REDIS_PASSWORD not in out.stdout
 
@@ -279,7 +279,7 @@ class TestConfiguration:
             seen = list(lines.seen)
         config_lines = [line for line in seen if '"event":"config"' in line]
         assert len(config_lines) == 1, "once, by the supervisor, not once per worker"
-        assert '"deadline_ms":450.0' in config_lines[0]
+        assert json.loads(config_lines[0])["variables"]["BFF_DEADLINE_MS"]["value"] == 450.0
         assert all(SECRET not in line and REDIS_PASSWORD not in line for line in seen)
 
 

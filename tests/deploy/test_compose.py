@@ -62,7 +62,7 @@ class TestCompose:
     def test_every_replica_has_valid_settings(self, compose: dict[str, Any], replica: str) -> None:
         env = compose["services"][replica]["environment"]
         settings = Settings.from_env({k: str(v) for k, v in env.items()})
-        assert settings.product.urls[0].host == "mocks"
+        assert settings.downstream("product").urls[0].host == "mocks"
         # nginx's network is trusted for X-Forwarded-For.
         assert settings.edge.trusted_proxies
 

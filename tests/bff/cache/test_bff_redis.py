@@ -22,7 +22,7 @@ class TestSharedBetweenInstances:
     ) -> None:
         # A generous Redis timeout: this pins the sharing, not how fast a busy machine answers
         # (the default 5 ms lookup bound turns a slow answer into a miss, by design).
-        tier = {"cache.redis_timeout_ms": 500}
+        tier = {"cache.redis_timeout_s": 0.5}
         first = await make_bff(tier, BFF_REDIS_URL=redis_server.url)
         second = await make_bff(tier, BFF_REDIS_URL=redis_server.url)
         async with first.get("/product-details/SHARED1") as resp:
