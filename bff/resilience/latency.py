@@ -28,6 +28,10 @@ class LatencyWindow:
         self._samples.append(seconds)
         self._stale += 1
 
+    def recent(self) -> tuple[float, ...]:
+        """The durations kept, oldest first (the admin status page reads its percentiles)."""
+        return tuple(self._samples)
+
     def p95(self) -> float | None:
         """p95 of recent successes; None before there are 8 of them."""
         if self._stale >= _REFRESH or (self._p95 is None and len(self._samples) >= _MIN_SAMPLES):
