@@ -2,7 +2,7 @@
 
 One snapshot per worker, built by `worker_snapshot` from what the worker holds; read-only
 (it never changes a breaker, a limit or a counter). The page (bff/admin/static/) fetches
-`/status.json` once a second and redraws. The shape, which the page reads and nothing else:
+`/status.json` twice a second and redraws. The shape, which the page reads and nothing else:
 
     {"generated_at": <epoch s>,
      "workers": [{"pid", "uptime_s",
@@ -56,7 +56,7 @@ STARTED_AT = web.AppKey("started_at", float)  # time.monotonic() when the worker
 RECEIVED_AT = web.RequestKey("received_at", float)
 STATIC_DIR = Path(__file__).with_name("static")
 # Nothing from another origin; the page's script and style are files of this listener.
-CSP = "default-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+CSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"
 
 # Counter families read per snapshot (prometheus_client drops `_total` from a family's name).
 _COUNTED = (
