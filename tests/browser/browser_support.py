@@ -145,6 +145,18 @@ def text_of(driver: WebDriver, element_id: str) -> str:
     return result
 
 
+def texts(driver: WebDriver, selector: str, attribute: str | None = None) -> list[str]:
+    """The text (or `attribute`) of every element `selector` matches, read in one script: a
+    page that redraws itself would leave Selenium's element handles stale between calls."""
+    result: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map((e) => arguments[1] ? e.getAttribute(arguments[1]) : e.innerText);",
+        selector,
+        attribute,
+    )
+    return result
+
+
 def open_page(driver: WebDriver, url: str) -> None:
     """Load `url` and wait for its script to say it is ready (`body[data-ready]`)."""
     driver.get(url)

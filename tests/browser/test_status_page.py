@@ -8,9 +8,8 @@ import urllib.request
 
 import pytest
 from accessibility import accessibility_problems
-from browser_support import STEP_S, open_page, text_of, wait_until
+from browser_support import STEP_S, open_page, text_of, texts, wait_until
 from conftest import Stack
-from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from mock_services import FaultSettings
@@ -20,18 +19,15 @@ pytestmark = pytest.mark.slow
 
 
 def breaker_shown(driver: WebDriver, service: str) -> str:
-    cells = driver.find_elements(
-        By.CSS_SELECTOR, f'tr[data-service="{service}"] td[data-field="breaker"]'
-    )
-    return cells[0].text if cells else ""
+    cells = texts(driver, f'tr[data-service="{service}"] td[data-field="breaker"]')
+    return cells[0] if cells else ""
 
 
 class TestStatusPage:
     def test_shows_each_service_and_the_admission(self, browser: WebDriver, stack: Stack) -> None:
         open_page(browser, f"{stack.admin}/status")
         wait_until(browser, lambda d: breaker_shown(d, "inventory") == "closed", STEP_S)
-        rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-service]")
-        assert [r.get_attribute("data-service") for r in rows] == [
+        assert texts(browser, "tr[data-service]", "data-service") == [
             "product",
             "reviews",
             "inventory",
@@ -44,9 +40,7 @@ class TestStatusPage:
     ) -> None:
         open_page(browser, f"{stack.admin}/status")
         wait_until(browser, lambda d: breaker_shown(d, "reviews") == "closed", STEP_S)
-        stack.mocks["reviews"].install(
-            FaultSettings(error_rate=1.0, latency_ms=1)
-        )
+        stack.mocks["reviews"].install(FaultSettings(error_rate=1.0, latency_ms=1))
         for n in range(200):  # bounded; the breaker opens after 20 failed calls
             url = f"{stack.bff}/product-details/BRK-{n}"
             try:
