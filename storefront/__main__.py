@@ -74,8 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(serve(args))
     except OSError as exc:
         where = f"{args.host}:{args.port}"
-        print(f"python -m storefront: cannot listen on {where}: {exc.strerror or exc}",
-              file=sys.stderr, flush=True)
+        print(
+            f"python -m storefront: cannot listen on {where}: {exc.strerror or exc}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 2
     return 0
 
