@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: bench-resilience cluster mutate install run run-mocks run-bff test lint format typecheck check clean bench
+.PHONY: bench-resilience cluster mutate install run run-mocks run-bff test lint format typecheck check clean bench screenshots
 
 install: $(STAMP)
 
@@ -16,12 +16,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-# The three mock services and the BFF in the foreground; Ctrl-C stops all of them. Run twice,
-# the second is refused (exit 2), each program with one line naming the address in use.
+# The three mock services (and their fault lab), the storefront and the BFF in the foreground;
+# Ctrl-C stops all of them. Run twice, the second is refused (exit 2), each program with one
+# line naming the address in use. The storefront calls the BFF cross-origin as a real frontend
+# does, so the BFF is given the real CORS setting for the storefront's origin (added to any
+# BFF_CORS_ORIGINS already set).
+STOREFRONT := http://127.0.0.1:8088
 run: install
+	@echo "pages: storefront $(STOREFRONT)/?id=P001"
+	@echo "       fault lab  http://127.0.0.1:8089/"
+	@echo "       status     http://127.0.0.1:$${BFF_ADMIN_PORT:-9090}/status"
 	@$(BIN)/python -m mock_services & mocks=$$!; \
-	trap 'kill $$mocks 2>/dev/null; wait $$mocks 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/python -m bff
+	$(BIN)/python -m storefront --bff-url http://127.0.0.1:$${BFF_PORT:-8080} & shop=$$!; \
+	trap 'kill $$mocks $$shop 2>/dev/null; wait $$mocks $$shop 2>/dev/null' EXIT INT TERM; \
+	BFF_CORS_ORIGINS="$${BFF_CORS_ORIGINS:+$$BFF_CORS_ORIGINS,}$(STOREFRONT)" $(BIN)/python -m bff
 
 run-mocks: install
 	$(BIN)/python -m mock_services
@@ -44,6 +52,15 @@ typecheck: install
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# The pictures of the storefront, the fault lab and the status page in README.md and
+# docs/pages.md, taken in headless chromium (Debian's chromium and chromium-driver).
+screenshots: install
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		$(SUDO) apt-get install -y chromium chromium-driver || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver)
+	SCREENSHOTS_DIR=docs/images $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/browser/test_screenshots.py
 
 # The benchmark (bench/README.md): ours vs a plain baseline, report in bench/results/.
 # Knobs: BENCH_QUICK=1 (~1 min), BENCH_WORKERS=N, BENCH_TRACING=1, BENCH_SCENARIOS=a,b.

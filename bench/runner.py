@@ -121,6 +121,8 @@ class Run:
                     "0",
                     "--inventory-port",
                     "0",
+                    "--lab-port",  # several mock processes at once: each lab on a free port
+                    "0",
                 ],
                 _clean_env(),
                 self.log_dir,

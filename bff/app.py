@@ -21,6 +21,7 @@ from aiohttp.abc import AbstractResolver
 from opentelemetry import trace
 
 from bff._compat import disable_silent_resend
+from bff.admin.status import publishing
 from bff.cache.fetcher import CachedFetcher
 from bff.cache.store import open_part_cache
 from bff.client import DownstreamClient
@@ -159,6 +160,7 @@ async def _downstream(app: web.Application) -> AsyncIterator[None]:
             discovering(names, settings.dns_refresh_s, app.get(RESOLVER)),
             sampling(downstream),
             metrics.flushing(),
+            publishing(app, settings.metrics_dir),
         ):
             app[LIFECYCLE].started = True
             yield

@@ -98,7 +98,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings)
     runner = make_runner(app, settings)
-    admin = make_runner(create_admin_app(settings, app[LIFECYCLE]), settings)
+    admin = make_runner(create_admin_app(settings, app[LIFECYCLE], public=app), settings)
     try:
         ports = await _start_unless_stopped(runner, admin, settings, stop, reuse_port=reuse_port)
     except BaseException:

@@ -87,6 +87,7 @@ class Cluster:
         self._spawn("redis", [*redis, "--save", "", "--appendonly", "no", "--dir", str(redis_dir)])
         mocks = [sys.executable, "-m", "mock_services", "--product-port", str(p.mocks[0])]
         ports = ["--reviews-port", str(p.mocks[1]), "--inventory-port", str(p.mocks[2])]
+        ports += ["--lab-port", "0"]  # not 8089: `make run` may be serving its lab there
         self._spawn("mocks", [*mocks, *ports])
         self.wait_listening([p.redis, *p.mocks])
         for i in range(len(p.bff)):

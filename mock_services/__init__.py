@@ -6,8 +6,9 @@ They speak the wire format of docs/contract.md §1, answer deterministic bodies 
     app = create_service_app("reviews", latency_scale=0)
 
 Modules: `catalogue` (bodies, pure), `faults` (settings and the per-request draw),
-`state` (per-app faults, RNG, stats), `handlers` (catalogue endpoints), `admin`
-(`/__faults`, `/__stats`), `app` (the factory), `cli` (`python -m mock_services`).
+`presets` (named fault scenarios), `state` (per-app faults, RNG, stats), `handlers`
+(catalogue endpoints), `admin` (`/__faults`, `/__stats`, `/__presets`), `app` (the factory),
+`lab` (the fault lab page), `cli` (`python -m mock_services`).
 """
 
 from .app import create_service_app

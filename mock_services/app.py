@@ -88,12 +88,13 @@ async def _track(request: web.Request, handler: Handler) -> web.StreamResponse:
             status = "reset"
         entry.status = status
         entry.fault = plan.fault if plan is not None else None
+        entry.duration_ms = round((time.perf_counter() - started) * 1000, 1)
         logger.info(
             "%s %s %s %s %.1fms fault=%s",
             state.kind,
             request.method,
             request.path_qs,
             status,
-            (time.perf_counter() - started) * 1000,
+            entry.duration_ms,
             entry.fault or "-",
         )

@@ -56,6 +56,7 @@ class RecentRequest:
     headers: dict[str, str]
     status: int | str | None = None
     fault: str | None = None
+    duration_ms: float | None = None  # None while it is being served
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,7 @@ class RecentRequest:
             "headers": self.headers,
             "status": self.status,
             "fault": self.fault,
+            "duration_ms": self.duration_ms,
         }
 
 
@@ -93,11 +95,13 @@ class Stats:
         self.budget_exceeded = 0
         self.recent.clear()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, recent: int = RECENT_LIMIT) -> dict[str, Any]:
+        """The counters and the last `recent` arrivals, oldest first."""
+        kept = list(self.recent)[-recent:] if recent > 0 else []
         return {
             "requests": self.requests,
             "budget_exceeded": self.budget_exceeded,
-            "recent": [entry.to_json() for entry in self.recent],
+            "recent": [entry.to_json() for entry in kept],
         }
 
 

@@ -1,4 +1,5 @@
-"""The admin listener: `/healthz`, `/readyz` and `/metrics`, on BFF_ADMIN_PORT only.
+"""The admin listener: `/healthz`, `/readyz`, `/metrics` and the live status page (`/status`,
+`/status.json`: bff.admin.status), on BFF_ADMIN_PORT only.
 
 Operators' endpoints live apart from the API so that the public port never tells an
 attacker a breaker's state nor lets anyone make a worker render 13-60 KB of metrics, and so
@@ -18,6 +19,7 @@ from aiohttp.typedefs import Handler
 from bff import problems, validation
 from bff.admin.health import healthz, readyz
 from bff.admin.metrics import get_metrics
+from bff.admin.status import setup_status_routes
 from bff.answer import stamp
 from bff.keys import LIFECYCLE, REQUEST_ID, SETTINGS
 from bff.lifecycle import Lifecycle
@@ -26,14 +28,19 @@ from bff.settings import Settings
 __all__ = ["create_admin_app"]
 
 
-def create_admin_app(settings: Settings, lifecycle: Lifecycle) -> web.Application:
-    """No I/O: the worker runs it next to the public app, on the admin port."""
+def create_admin_app(
+    settings: Settings, lifecycle: Lifecycle, *, public: web.Application | None = None
+) -> web.Application:
+    """No I/O: the worker runs it next to the public app, on the admin port. `public`: that
+    app, whose clients and edge the status page shows (without it, no status page)."""
     app = web.Application(middlewares=[_admin_middleware], client_max_size=0)
     app[SETTINGS] = settings
     app[LIFECYCLE] = lifecycle
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", get_metrics, name="metrics")
+    if public is not None:
+        setup_status_routes(app, public)
     return app
 
 

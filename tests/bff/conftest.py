@@ -50,13 +50,13 @@ async def bff(make_bff: MakeBff) -> BffClient:
 
 @pytest.fixture
 def admin_for(aiohttp_client: AiohttpClient) -> Callable[[BffClient], Awaitable[BffClient]]:
-    """The admin listener (/healthz, /readyz, /metrics) of a BFF built by `make_bff`, sharing
-    its lifecycle, as a worker serves them."""
+    """The admin listener (/healthz, /readyz, /metrics, /status) of a BFF built by `make_bff`,
+    sharing its lifecycle and reading its clients, as a worker serves them."""
 
     async def make(bff: BffClient) -> BffClient:
         app = bff.app
         assert app is not None
-        return await aiohttp_client(create_admin_app(app[SETTINGS], app[LIFECYCLE]))
+        return await aiohttp_client(create_admin_app(app[SETTINGS], app[LIFECYCLE], public=app))
 
     return make
 

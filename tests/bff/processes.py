@@ -96,7 +96,7 @@ def _started(cmd: list[str], env: Mapping[str, str]) -> Iterator[Running]:
 @contextmanager
 def running_mocks(*args: str) -> Iterator[Running]:
     cmd = [sys.executable, "-m", "mock_services", "--product-port", "0"]
-    cmd += ["--reviews-port", "0", "--inventory-port", "0", *args]
+    cmd += ["--reviews-port", "0", "--inventory-port", "0", "--lab-port", "0", *args]
     with _started(cmd, clean_env()) as running:
         running.urls = {m.group(1): m.group(2) for m in _wait_for(running, _URL, 3)}
         yield running

@@ -56,6 +56,7 @@ async def mock_urls() -> AsyncIterator[dict[str, str]]:
         "--product-port=0",
         "--reviews-port=0",
         "--inventory-port=0",
+        "--lab-port=0",
         "--latency-scale=0",
     )
     assert proc.stdout is not None

@@ -99,7 +99,7 @@ async def test_bff_and_mocks_export_one_trace(aiohttp_server: AiohttpServer) -> 
         "OTEL_EXPORTER_OTLP_ENDPOINT": str(server.make_url("")).rstrip("/"),
         "OTEL_BSP_SCHEDULE_DELAY": "50",  # ms: export soon after the request
     }
-    mock_args = ["-m", "mock_services", "--latency-scale=0"]
+    mock_args = ["-m", "mock_services", "--latency-scale=0", "--lab-port=0"]
     mock_args += [f"--{kind}-port=0" for kind in ("product", "reviews", "inventory")]
     async with running(mock_args, otel) as (_, mock_out):
         urls = {}

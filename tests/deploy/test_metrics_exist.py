@@ -58,7 +58,7 @@ def bff_processes(tmp_path: Path) -> Iterator[tuple[Ports, str]]:
         "BFF_REVIEWS_URL": f"http://127.0.0.1:{ports.mocks[1]}",
         "BFF_INVENTORY_URL": f"http://127.0.0.1:{ports.mocks[2]}",
     }
-    mocks_cmd = [sys.executable, "-m", "mock_services", "--latency-scale", "0"]
+    mocks_cmd = [sys.executable, "-m", "mock_services", "--latency-scale", "0", "--lab-port", "0"]
     for flag, port in zip(("product", "reviews", "inventory"), ports.mocks, strict=True):
         mocks_cmd += [f"--{flag}-port", str(port)]
     with (tmp_path / "out.log").open("wb") as out:

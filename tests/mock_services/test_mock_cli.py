@@ -11,8 +11,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from mock_services import FaultSettings
 from mock_services.catalogue import product_for
 from mock_services.cli import parse_args
+from mock_services.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 10  # generous bound on every step; a healthy run takes well under a second
@@ -47,6 +49,35 @@ class TestArguments:
         assert exc.value.code == 0
         assert "--latency-scale" in capsys.readouterr().out
 
+    def test_help_names_the_fault_api_and_the_presets(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit):
+            parse_args(["--help"])
+        out = capsys.readouterr().out
+        for text in ("PUT    /__faults", "DELETE /__faults", "/__stats", "?preset=NAME"):
+            assert text in out
+        for name in PRESETS:
+            assert f"  {name} " in out
+        for field in FaultSettings.__struct_fields__:
+            assert field in out
+
+    def test_lab_port_and_preset(self) -> None:
+        assert parse_args([]).lab_port == 8089
+        assert parse_args([]).preset is None
+        args = parse_args(["--lab-port", "0", "--preset", "brownout"])
+        assert (args.lab_port, args.preset) == (0, PRESETS["brownout"])
+
+    def test_unknown_preset_exits_2_naming_the_presets(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as exc:
+            parse_args(["--preset", "meltdown"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "unknown preset 'meltdown'" in err
+        assert "slow-reviews" in err
+
 
 @pytest.mark.slow
 class TestProcess:
@@ -61,7 +92,9 @@ class TestProcess:
             "--product-port=0",
             "--reviews-port=0",
             "--inventory-port=0",
+            "--lab-port=0",
             "--latency-scale=0",
+            "--preset=inventory-down",
             cwd=ROOT,
             # Not the developer's OTEL_* variables: the process sees only what the test sets.
             env={k: v for k, v in os.environ.items() if not k.startswith(("BFF_", "OTEL_"))},
@@ -72,20 +105,23 @@ class TestProcess:
         assert proc.stderr is not None
         try:
             urls = {}
-            for _ in range(3):
+            for _ in range(4):
                 line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)
                 name, url = line.decode().split()
                 urls[name] = url
-            assert set(urls) == {"product", "reviews", "inventory"}
-            assert all(not url.endswith(":0") for url in urls.values())
+            assert list(urls) == ["product", "reviews", "inventory", "lab"]
+            assert all(not url.rstrip("/").endswith(":0") for url in urls.values())
 
             timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(f"{urls['product']}/products/P001") as resp,
-            ):
-                assert resp.status == 200
-                assert await resp.json() == product_for("P001")
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                async with session.get(f"{urls['product']}/products/P001") as resp:
+                    assert resp.status == 200
+                    assert await resp.json() == product_for("P001")
+                async with session.get(f"{urls['inventory']}/inventory/P001") as resp:
+                    assert resp.status == 503, "--preset=inventory-down is in force"
+                async with session.get(urls["lab"]) as resp:
+                    assert resp.status == 200
+                    assert "Fault lab" in await resp.text()
 
             proc.send_signal(sig)
             returncode = await asyncio.wait_for(proc.wait(), TIMEOUT_S)

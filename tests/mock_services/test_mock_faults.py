@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import aiohttp
@@ -11,6 +12,7 @@ from mock_support import KINDS, PATHS, MakeMock, MockClient, get_json, put_fault
 
 from mock_services import DEFAULT_LATENCY_MS, FaultSettings, ServiceKind
 from mock_services.catalogue import product_for
+from mock_services.faults import Outcome, draw
 
 ALL_FIELDS = {
     "latency_ms",
@@ -201,4 +203,85 @@ class TestSeed:
             async with product.get("/products/a.b") as resp:
                 assert resp.status == 400
             seen += await statuses(product, 1)
+        assert seen == expected
+
+
+def documented_plans(settings: FaultSettings, seed: int, count: int) -> list[tuple[str, float]]:
+    """(outcome, delay) per request as mock_services.faults documents the draws: six per
+    request, in the order reset, error, malformed, wrong schema, slow, jitter; the first
+    outcome drawn true wins. Written from the docstring, not from the code."""
+    rng = random.Random(seed)
+    plans = []
+    for _ in range(count):
+        reset, error, malformed, schema, slow = (rng.random() for _ in range(5))
+        jitter = rng.uniform(0.0, settings.jitter_ms)
+        if reset < settings.reset_rate:
+            outcome = "reset"
+        elif error < settings.error_rate:
+            outcome = "error"
+        elif malformed < settings.malformed_rate:
+            outcome = "malformed"
+        elif schema < settings.wrong_schema_rate:
+            outcome = "wrong_schema"
+        else:
+            outcome = "ok"
+        delay = (settings.latency_ms or 0.0) + jitter
+        if slow < settings.slow_rate:
+            delay += settings.slow_ms
+        plans.append((outcome, delay))
+    return plans
+
+
+class TestDrawOrder:
+    """`seed` promises the same sequence of faults every time: the draws keep their documented
+    order, one set of six per request whatever the rates, so a seed written down in a bug
+    report replays the same faults on the next release."""
+
+    def test_every_plan_follows_the_documented_order(self) -> None:
+        settings = FaultSettings(
+            latency_ms=5,
+            jitter_ms=20,
+            reset_rate=0.2,
+            error_rate=0.3,
+            malformed_rate=0.3,
+            wrong_schema_rate=0.3,
+            slow_rate=0.3,
+            slow_ms=100,
+        )
+        rng = random.Random(11)
+        plans = [draw(settings, rng) for _ in range(300)]
+        expected = documented_plans(settings, 11, 300)
+        assert [p.outcome.value for p in plans] == [o for o, _ in expected]
+        assert [p.delay_ms for p in plans] == pytest.approx([d for _, d in expected])
+        assert {p.outcome for p in plans} == set(Outcome), "every outcome occurs"
+
+    def test_a_zero_rate_still_takes_its_draw(self) -> None:
+        """Turning one fault off must not shift the others' sequence."""
+        only_errors = FaultSettings(error_rate=0.5)
+        rng = random.Random(3)
+        seen = [draw(only_errors, rng).outcome.value for _ in range(100)]
+        assert seen == [o for o, _ in documented_plans(only_errors, 3, 100)]
+
+    async def test_over_the_wire(self, product: MockClient) -> None:
+        """The sequence a client sees: error, malformed and wrong-schema answers in the
+        documented order (no resets here: a dropped connection may be re-sent by the client,
+        which would take a second set of draws)."""
+        fields = {"error_rate": 0.3, "malformed_rate": 0.3, "wrong_schema_rate": 0.3}
+        await put_faults(product, seed=2024, **fields)
+        expected = [o for o, _ in documented_plans(FaultSettings(**fields), 2024, 40)]
+        seen = []
+        for _ in range(40):
+            async with product.get("/products/P001") as resp:
+                body = await resp.read()
+            if resp.status == 503:
+                seen.append("error")
+            elif body == b'{"unexpected":true}':
+                seen.append("wrong_schema")
+            else:
+                try:
+                    json.loads(body)
+                except ValueError:
+                    seen.append("malformed")
+                else:
+                    seen.append("ok")
         assert seen == expected

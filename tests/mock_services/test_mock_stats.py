@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -90,3 +91,45 @@ class TestRecentArrivals:
         await product.get("/products/P001")
         (entry,) = (await get_json(product, "/__stats"))["recent"]
         assert entry["fault"] == "slow"
+
+    async def test_records_how_long_each_request_took(self, product: MockClient) -> None:
+        await put_faults(product, latency_ms=60)
+        started = time.perf_counter()
+        await product.get("/products/P001")
+        took_ms = (time.perf_counter() - started) * 1000
+        (entry,) = (await get_json(product, "/__stats"))["recent"]
+        assert 60 <= entry["duration_ms"] <= took_ms
+
+    async def test_a_request_being_served_has_no_duration_yet(self, product: MockClient) -> None:
+        await put_faults(product, latency_ms=300)
+        task = asyncio.ensure_future(product.get("/products/P001"))
+        try:
+            for _ in range(100):  # until the arrival is recorded (bounded: 1 s)
+                recent = (await get_json(product, "/__stats"))["recent"]
+                if recent:
+                    break
+                await asyncio.sleep(0.01)
+            assert recent[0]["status"] is None
+            assert recent[0]["duration_ms"] is None
+        finally:
+            (await task).release()
+
+
+class TestRecentQuery:
+    """`?recent=N`: the last N arrivals only (the lab polls every second, and 200 entries with
+    every header are ~100 KB)."""
+
+    async def test_keeps_the_last_n(self, product: MockClient) -> None:
+        for n in range(5):
+            await product.get(f"/products/P{n:03d}")
+        stats = await get_json(product, "/__stats?recent=2")
+        assert stats["requests"] == 5
+        assert [r["path"] for r in stats["recent"]] == ["/products/P003", "/products/P004"]
+        assert (await get_json(product, "/__stats?recent=0"))["recent"] == []
+
+    @pytest.mark.parametrize("value", ["-1", "x", "201", "1.5", "²"])
+    async def test_invalid_is_a_400_problem(self, product: MockClient, value: str) -> None:
+        async with product.get("/__stats", params={"recent": value}) as resp:
+            assert resp.status == 400
+            assert resp.content_type == "application/problem+json"
+            assert "recent" in (await resp.json(content_type=None))["detail"]

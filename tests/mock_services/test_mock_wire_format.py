@@ -96,7 +96,8 @@ class TestDeterminism:
         """`python -m mock_services` in another interpreter (another hash seed) answers each
         id with the same bytes as an app in this process."""
         env = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "7"}
-        args = ["--product-port=0", "--reviews-port=0", "--inventory-port=0", "--latency-scale=0"]
+        args = ["--product-port=0", "--reviews-port=0", "--inventory-port=0", "--lab-port=0"]
+        args += ["--latency-scale=0"]
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
