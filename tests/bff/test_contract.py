@@ -85,6 +85,21 @@ class TestUnknownProduct:
             assert resp.content_type == "application/problem+json"
             assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD"}
 
+    @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+    async def test_a_body_does_not_change_a_405(self, bff: BffClient, method: str) -> None:
+        """The method is wrong whatever it carries: 405 with `Allow`, not the 413 of a GET
+        with a body."""
+        body = {"id": "P001"}
+        async with bff.request(method, "/product-details/P001", json=body) as resp:
+            assert resp.status == 405
+            assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD"}
+            problem = await resp.json(content_type=None)
+        assert problem["status"] == 405
+
+    async def test_a_get_with_a_body_is_a_413(self, bff: BffClient) -> None:
+        async with bff.get("/product-details/P001", data=b"x") as resp:
+            assert resp.status == 413
+
 
 class TestHeaders:
     """`X-Request-ID` and `Server-Timing` on every response, success or not."""

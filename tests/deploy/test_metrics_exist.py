@@ -130,10 +130,16 @@ class TestQueriedMetricsExist:
                 async with session.get(f"{api}/product-details/F{i}") as resp:
                     body = await resp.json()
                     assert "reviews" in body["degraded"]
-            async with session.get(scrape) as resp:
-                assert resp.status == 200
-                text = await resp.text()
-        families = text_string_to_metric_families(text)
-        exported = {sample.name for family in families for sample in family.samples}
-        missing = sorted(queried_metrics() - exported)
+            # Each worker writes what it counted once a second: the scrape, answered by either
+            # worker, has every series within that.
+            for _ in range(30):
+                async with session.get(scrape) as resp:
+                    assert resp.status == 200
+                    text = await resp.text()
+                families = text_string_to_metric_families(text)
+                exported = {sample.name for family in families for sample in family.samples}
+                missing = sorted(queried_metrics() - exported)
+                if not missing:
+                    break
+                await asyncio.sleep(0.1)
         assert missing == [], f"queried but not on {scrape}"

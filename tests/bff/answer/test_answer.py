@@ -112,6 +112,19 @@ class TestConditional:
             assert "Vary" in resp.headers
             assert "Content-Type" not in resp.headers
 
+    async def test_a_match_on_any_line_of_the_header(self, client: Client) -> None:
+        """`If-None-Match` may come as several header lines (RFC 9110 §5.3: one list): the tag
+        on the second line counts as if it were on the first."""
+        async with client.get("/small") as resp:
+            etag = resp.headers["ETag"]
+        lines = [("If-None-Match", '"other"'), ("If-None-Match", etag)]
+        async with client.get("/small", headers=lines) as resp:
+            assert resp.status == 304
+        async with client.get(
+            "/small", headers=[("If-None-Match", '"a"'), ("If-None-Match", '"b"')]
+        ) as resp:
+            assert resp.status == 200
+
     async def test_head_too(self, client: Client) -> None:
         async with client.get("/small") as resp:
             etag = resp.headers["ETag"]
