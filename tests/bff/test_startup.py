@@ -26,7 +26,17 @@ from contextlib import contextmanager
 import aiohttp
 import pytest
 from aiohttp import web
-from process_support import ROOT, clean_env, running, url_in
+from process_support import (
+    ROOT,
+    Lines,
+    Process,
+    clean_env,
+    group_alive,
+    group_gone,
+    running,
+    stop,
+    url_in,
+)
 from pytest_aiohttp import AiohttpServer
 
 pytestmark = pytest.mark.slow
@@ -141,49 +151,21 @@ class TestAddressInUse:
         assert_one_line_refusal(out, "no-such-host.invalid")
 
 
-async def spawn_bff(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bff",
-        "--port=0",
-        cwd=ROOT,
-        env=clean_env({"BFF_SHUTDOWN_GRACE_S": str(GRACE_S), "BFF_DRAIN_DELAY_S": "1", **env}),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,  # its own group: the workers can be found, and killed, by it
-    )
+BFF_ARGS = ["-m", "bff", "--port=0"]
+START_ENV = {"BFF_SHUTDOWN_GRACE_S": str(GRACE_S), "BFF_DRAIN_DELAY_S": "1"}
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-async def stopped_cleanly(proc: asyncio.subprocess.Process, sig: int) -> tuple[int, str]:
+async def stopped_cleanly(proc: Process, lines: Lines, sig: int) -> tuple[int, str]:
     """Send `sig`; return (exit code, output) once the process has exited, asserting that it
     did so within the grace period and left no worker behind."""
-    assert proc.stdout is not None
-    proc.send_signal(sig)
     sent = time.monotonic()
-    try:
-        output = await asyncio.wait_for(proc.stdout.read(), GRACE_S + 5)
-        code = await asyncio.wait_for(proc.wait(), 5)
-    finally:
-        if group_alive(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
+    code = await stop(proc, sig, within_s=GRACE_S + 5)
     took = time.monotonic() - sent
     assert took < GRACE_S, f"took {took:.1f} s"
-    for _ in range(50):  # workers exit just before their supervisor: allow the reaping
-        if not group_alive(proc.pid):
-            break
-        await asyncio.sleep(0.1)
-    assert not group_alive(proc.pid), "a worker outlived the supervisor"
-    return code, output.decode(errors="replace")
+    # Workers exit just before their supervisor: allow for the reaping.
+    assert await group_gone(proc.pid, 5.0), "a worker outlived the supervisor"
+    lines.rest()
+    return code, "\n".join(lines.seen)
 
 
 @pytest.fixture
@@ -231,10 +213,10 @@ class TestSignalsDuringStartUp:
     async def test_stops_with_exit_0(self, sig: int, workers: str, after_s: float) -> None:
         """As soon as it catches signals (still importing aiohttp & co), then while workers
         spawn and start (0.3 s, 1 s later)."""
-        proc = await spawn_bff({"BFF_WORKERS": workers})
-        await catching_sigterm(proc.pid)
-        await asyncio.sleep(after_s)
-        code, output = await stopped_cleanly(proc, sig)
+        async with running(BFF_ARGS, {**START_ENV, "BFF_WORKERS": workers}) as (proc, lines):
+            await catching_sigterm(proc.pid)
+            await asyncio.sleep(after_s)
+            code, output = await stopped_cleanly(proc, lines, sig)
         assert code == 0, output
         assert "Traceback" not in output
 
@@ -243,9 +225,10 @@ class TestSignalsDuringStartUp:
         self, slow_jwks: tuple[str, asyncio.Event], workers: str
     ) -> None:
         url, arrived = slow_jwks
-        proc = await spawn_bff({"BFF_WORKERS": workers, "BFF_AUTH_JWT_JWKS_URL": url})
-        await asyncio.wait_for(arrived.wait(), STEP_S)  # a worker is inside its start-up
-        code, output = await stopped_cleanly(proc, signal.SIGTERM)
+        env = {**START_ENV, "BFF_WORKERS": workers, "BFF_AUTH_JWT_JWKS_URL": url}
+        async with running(BFF_ARGS, env) as (proc, lines):
+            await asyncio.wait_for(arrived.wait(), STEP_S)  # a worker is inside its start-up
+            code, output = await stopped_cleanly(proc, lines, signal.SIGTERM)
         assert code == 0, output
         assert "listening on" not in output
         assert "Traceback" not in output
@@ -287,7 +270,17 @@ class TestOrphans:
     async def test_workers_stop_when_their_supervisor_is_killed(self) -> None:
         """SIGKILL to the supervisor, whose output reader is gone too (a killed `make run`,
         a timed-out test): its workers notice, stop, and free the port."""
-        proc = await spawn_bff({"BFF_WORKERS": "2"})
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *BFF_ARGS,
+            cwd=ROOT,
+            env=clean_env({**START_ENV, "BFF_WORKERS": "2"}),
+            stdin=asyncio.subprocess.DEVNULL,
+            # A pipe, not the launcher's file: the reader going away is the case under test.
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
         assert proc.stdout is not None
         try:
             for _ in range(200):
@@ -298,11 +291,7 @@ class TestOrphans:
             port = port_of(line.split()[3].decode())
             proc._transport.close()  # type: ignore[attr-defined]  # our end of its pipes
             proc.kill()  # the supervisor only; the workers are its children
-            for _ in range(int(STEP_S / 0.1)):
-                if not group_alive(proc.pid):
-                    break
-                await asyncio.sleep(0.1)
-            assert not group_alive(proc.pid), "orphaned workers kept running"
+            assert await group_gone(proc.pid, STEP_S), "orphaned workers kept running"
             with socket.socket() as sock:
                 assert sock.connect_ex(("127.0.0.1", port)) != 0, "the port is still served"
         finally:
