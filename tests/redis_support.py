@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -17,7 +19,9 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server on a loopback port; `kill()` and `start()` again on the same port."""
+    """A redis-server on a loopback port; `kill()` and `start()` again on the same port;
+    `stop()` and `resume()` it (SIGSTOP, SIGCONT: a hung server, connections accepted by the
+    kernel and never answered)."""
 
     def __init__(self) -> None:
         self.binary = require_tool("redis-server")
@@ -59,3 +63,11 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(timeout=5)
             self.proc = None
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)

@@ -121,12 +121,17 @@ class EdgeGuard:
             except Unauthorized:
                 # Bad tokens still spend the caller's IP allowance: no free token guessing.
                 if self._limiter is not None:
-                    await self._limiter.check(f"ip:{self._client_ip(request)}")
+                    ip_key = f"ip:{self._client_ip(request)}"
+                    await self._limiter.check(ip_key, budget_s=self._left_s(request))
                 raise
             request[keys.SUBJECT] = subject
         if self._limiter is not None:
             key = f"sub:{subject}" if subject is not None else f"ip:{self._client_ip(request)}"
-            await self._limiter.check(key)
+            await self._limiter.check(key, budget_s=self._left_s(request))
+
+    def _left_s(self, request: web.Request) -> float:
+        """What is left of the server's deadline: the rate limiter's Redis gets no more."""
+        return self._deadline_s - request[keys.CONTEXT].elapsed()
 
     def decorate(self, request: web.Request, response: web.StreamResponse) -> None:
         stamp(response.headers)

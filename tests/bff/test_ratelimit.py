@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
-from bff_support import AdminFor, BffClient, MakeBff, Mocks
+from bff_support import AdminFor, BffClient, MakeBff, Mocks, timed_get
 from edge_support import SECRET, claims, hs256
 from redis_support import RedisServer, free_port
 
 from bff.edge import ratelimit
 from bff.edge.client_ip import ClientIp
+from bff.errors import RateLimited
 from bff.settings import RateLimitSettings, Settings, SettingsError
 
 # 3 requests per client in any 1 s window.
@@ -203,8 +204,10 @@ class TestRedisStorage:
     """With Redis the allowance is shared by every instance; if Redis fails we fail open."""
 
     async def test_limit_is_shared_by_two_instances(
-        self, make_bff: MakeBff, redis_url: str
+        self, make_bff: MakeBff, redis_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        # This pins the sharing, not how fast a busy machine answers: a generous bound.
+        monkeypatch.setattr(ratelimit, "REDIS_BOUND_S", 0.5)
         # A unique client per run: Redis outlives a single test.
         env = {**TIGHT, "BFF_REDIS_URL": redis_url, "BFF_TRUSTED_PROXIES": "127.0.0.1"}
         xff = {"X-Forwarded-For": f"198.51.100.{int(time.time() * 1000) % 250}"}
@@ -220,3 +223,151 @@ class TestRedisStorage:
     async def test_fails_open_when_redis_is_down(self, make_bff: MakeBff) -> None:
         client = await make_bff(**TIGHT, BFF_REDIS_URL=f"redis://127.0.0.1:{free_port()}")
         assert await statuses(client, 5) == [200] * 5
+
+
+DEADLINE_S = 0.5  # the BFF's default
+
+
+async def limited_again(client: BffClient) -> None:
+    """Until a new client's fourth request in a second is refused: the shared limit holds
+    again (bounded: Redis is skipped for `PAUSE_S` after failures, then probed)."""
+    async with asyncio.timeout(5 * ratelimit.PAUSE_S + 5):
+        for n in range(10_000):
+            xff = {"X-Forwarded-For": f"203.0.113.{n % 250}", "X-Request-ID": f"again-{n}"}
+            if await statuses(client, 4, **xff) == [200, 200, 200, 429]:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def answered_in_time(client: BffClient, count: int) -> list[int]:
+    """`count` requests from one client, each bounded: a request Redis holds fails here
+    (it used to wait for as long as Redis was stopped)."""
+    got = []
+    for i in range(count):
+        async with asyncio.timeout(4 * DEADLINE_S):
+            resp, _, took = await timed_get(
+                client, f"/product-details/P{i}", headers={"X-Forwarded-For": "198.51.100.77"}
+            )
+        assert took < DEADLINE_S, f"request {i} took {took:.3f} s"
+        got.append(resp.status)
+    return got
+
+
+class TestRedisNeverHoldsARequest:
+    """Shared limits on a real redis-server that is stopped (SIGSTOP: the kernel accepts its
+    connections, nothing answers) or killed: every answer is a 200 within the deadline
+    (fail open), and limiting resumes once Redis is back."""
+
+    async def test_a_stopped_redis(self, make_bff: MakeBff, redis_server: RedisServer) -> None:
+        client = await make_bff(
+            **TIGHT, BFF_REDIS_URL=redis_server.url, BFF_TRUSTED_PROXIES="127.0.0.1"
+        )
+        await limited_again(client)
+        redis_server.stop()
+        try:
+            assert await answered_in_time(client, 20) == [200] * 20
+        finally:
+            redis_server.resume()
+        await limited_again(client)
+
+    async def test_a_killed_redis(self, make_bff: MakeBff, redis_server: RedisServer) -> None:
+        client = await make_bff(
+            **TIGHT, BFF_REDIS_URL=redis_server.url, BFF_TRUSTED_PROXIES="127.0.0.1"
+        )
+        await limited_again(client)
+        redis_server.kill()
+        assert await answered_in_time(client, 20) == [200] * 20
+        redis_server.start()  # the same port
+        await limited_again(client)
+
+
+@pytest.fixture
+async def shared(redis_server: RedisServer) -> AsyncIterator[ratelimit.RateLimiter]:
+    """A limiter of 3 per second on the test's redis-server."""
+    limiter = ratelimit.RateLimiter(RateLimitSettings(rate=3, burst=3, storage=redis_server.url))
+    try:
+        yield limiter
+    finally:
+        await limiter.close()
+
+
+async def allowed(limiter: ratelimit.RateLimiter, key: str, count: int) -> int:
+    """How many of `count` checks for `key` pass."""
+    passed = 0
+    for _ in range(count):
+        try:
+            await limiter.check(key)
+        except RateLimited:
+            continue
+        passed += 1
+    return passed
+
+
+class TestRedisBounds:
+    """How long a decision may wait on Redis, and what makes the limiter skip it."""
+
+    async def test_a_decision_waits_no_longer_than_its_bound(
+        self, shared: ratelimit.RateLimiter, redis_server: RedisServer
+    ) -> None:
+        assert await allowed(shared, "warm", 1) == 1
+        redis_server.stop()
+        try:
+            started = time.monotonic()
+            assert await allowed(shared, "held", 1) == 1  # fail open
+            took = time.monotonic() - started
+        finally:
+            redis_server.resume()
+        # A few ms; 100 ms leaves room for a busy machine and is still far below a deadline.
+        assert took < 0.1
+
+    async def test_a_short_budget_bounds_the_wait_and_is_not_held_against_redis(
+        self, shared: ratelimit.RateLimiter, redis_server: RedisServer
+    ) -> None:
+        assert await allowed(shared, "warm", 1) == 1
+        redis_server.stop()
+        try:
+            started = time.monotonic()
+            for i in range(10):
+                await shared.check(f"budget-{i}", budget_s=0.0)  # nothing left: no wait
+            took = time.monotonic() - started
+        finally:
+            redis_server.resume()
+        assert took < 5 * ratelimit.REDIS_BOUND_S  # 10 waits of the bound would be 10 times
+        # Not Redis' fault: it is not skipped, the limit holds at once.
+        assert await allowed(shared, "after-budget", 4) == 3
+
+    async def test_failures_in_a_row_skip_redis_for_a_pause(
+        self,
+        shared: ratelimit.RateLimiter,
+        redis_server: RedisServer,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setattr(ratelimit, "PAUSE_S", 0.3)
+        assert await allowed(shared, "warm", 1) == 1
+        redis_server.stop()
+        try:
+            for i in range(ratelimit.FAIL_MAX):
+                await shared.check(f"held-{i}")
+        finally:
+            redis_server.resume()
+        assert await allowed(shared, "paused", 4) == 4  # skipped: every request passes
+        await asyncio.sleep(0.3)  # the pause is time, nothing to wait on but the clock
+        assert await allowed(shared, "probed", 4) == 3
+
+    async def test_one_failure_among_successes_does_not_pause(
+        self, shared: ratelimit.RateLimiter, redis_server: RedisServer
+    ) -> None:
+        assert await allowed(shared, "warm", 1) == 1
+        redis_server.stop()
+        try:
+            for i in range(ratelimit.FAIL_MAX - 1):
+                await shared.check(f"held-{i}")
+        finally:
+            redis_server.resume()
+        assert await allowed(shared, "between", 1) == 1  # a success resets the count
+        redis_server.stop()
+        try:
+            await shared.check("held-again")
+        finally:
+            redis_server.resume()
+        assert await allowed(shared, "still-limited", 4) == 3
