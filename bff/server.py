@@ -70,7 +70,16 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
 
 async def _listen(runner: web.AppRunner, address: Address, *, reuse_port: bool) -> int:
     """Start a site; an OSError becomes the one-line `ListenError`. Returns the bound port."""
-    site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port, backlog=BACKLOG)
+    # SO_REUSEADDR always (aiohttp's default on POSIX, said here): another server's TIME_WAIT
+    # connections on the port must not refuse the start (bff.listeners).
+    site = web.TCPSite(
+        runner,
+        address.host,
+        address.port,
+        reuse_address=True,
+        reuse_port=reuse_port,
+        backlog=BACKLOG,
+    )
     try:
         await site.start()
     except OSError as exc:

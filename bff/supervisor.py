@@ -19,14 +19,13 @@ import multiprocessing
 import os
 import queue
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 
-from bff.listeners import Address, ListenError, announce, reserve
+from bff.listeners import Address, ListenError, Reservation, announce, reserve
 from bff.observability import metrics
 from bff.observability.logging import configure_logging, log
 from bff.server import install_uvloop, serve
@@ -91,22 +90,21 @@ def supervise(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    reserved: list[socket.socket] = []
+    reserved: list[Reservation] = []
     try:
-        public, port = reserve(Address(settings.host, settings.port))
-        reserved.append(public)
-        admin, admin_port = reserve(Address(settings.host, settings.admin_port))
-        reserved.append(admin)
+        reserved.append(reserve(Address(settings.host, settings.port)))
+        reserved.append(reserve(Address(settings.host, settings.admin_port)))
     except ListenError as exc:
-        for sock in reserved:
-            sock.close()
+        for reservation in reserved:
+            reservation.close()
         print(f"python -m bff: {exc}", file=sys.stderr, flush=True)
         return 2
+    public, admin = reserved
     try:
-        return _run_workers(settings, stop, port, admin_port)
+        return _run_workers(settings, stop, public.port, admin.port)
     finally:
-        for sock in reserved:
-            sock.close()
+        for reservation in reserved:
+            reservation.close()
 
 
 def _run_workers(settings: Settings, stop: _Stop, port: int, admin_port: int) -> int:

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -30,6 +31,7 @@ from process_support import (
     ROOT,
     Lines,
     Process,
+    announced_mocks,
     clean_env,
     group_alive,
     group_gone,
@@ -38,6 +40,8 @@ from process_support import (
     url_in,
 )
 from pytest_aiohttp import AiohttpServer
+
+from bff.listeners import Address, reserve
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +81,41 @@ def occupied() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+@contextmanager
+def left_in_time_wait() -> Iterator[int]:
+    """A port another server just left: it listened (with SO_REUSEADDR, as nginx, Go's
+    net/http, uvicorn and aiohttp do), accepted 5 connections and closed each first, then
+    closed. Its side of each connection stays in TIME_WAIT for 60 s. (A server without
+    SO_REUSEADDR leaves TIME_WAITs that no one can bind past on Linux, with or without it.)"""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = int(server.getsockname()[1])
+        clients = []
+        for _ in range(5):
+            clients.append(socket.create_connection(("127.0.0.1", port)))
+            accepted, _ = server.accept()
+            accepted.close()  # the server closes first: the TIME_WAIT is on its side
+    for client in clients:
+        client.close()
+    deadline = time.monotonic() + STEP_S
+    while time_waits(port) < 5:  # the clients' FINs are on their way
+        assert time.monotonic() < deadline, f"no TIME_WAIT on port {port}"
+        time.sleep(0.01)
+    yield port
+
+
+def time_waits(port: int) -> int:
+    """Sockets in TIME_WAIT on local port `port` (/proc/net/tcp; state 06)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1
+        for row in rows
+        if int(row.split()[1].split(":")[1], 16) == port and row.split()[3] == "06"
+    )
 
 
 @pytest.fixture
@@ -144,6 +183,17 @@ class TestAddressInUse:
         assert f"cannot listen on 127.0.0.1:{port}: address already in use" in out.stderr
         assert "http://" not in out.stdout, "nothing is announced when one service can't start"
 
+    def test_a_start_under_way_is_not_joined(self) -> None:
+        """Another supervisor holds the address (reserved, its workers not listening yet):
+        a second deployment is refused, whoever of the two was first to bind."""
+        reservation = reserve(Address("127.0.0.1", 0))
+        try:
+            out = run_to_exit(["-m", "bff", "--workers", "2", "--port", str(reservation.port)])
+        finally:
+            reservation.close()
+        assert_one_line_refusal(out, f"127.0.0.1:{reservation.port}")
+        assert "address already in use" in out.stderr
+
     @pytest.mark.parametrize("workers", ["1", "2"])
     def test_a_bad_host(self, workers: str) -> None:
         args = ["-m", "bff", "--workers", workers, "--port", "0", "--host", "no-such-host.invalid"]
@@ -153,6 +203,30 @@ class TestAddressInUse:
 
 BFF_ARGS = ["-m", "bff", "--port=0"]
 START_ENV = {"BFF_SHUTDOWN_GRACE_S": str(GRACE_S), "BFF_DRAIN_DELAY_S": "1"}
+
+
+class TestTimeWait:
+    """A port whose last server closed its connections first is free: its TIME_WAIT sockets
+    are no listener, and a start there must not be refused (it used to be, exit 2, for 60 s)."""
+
+    @pytest.mark.parametrize("workers", ["1", "2"])
+    @pytest.mark.parametrize("flag", ["--port", "--admin-port"])
+    async def test_the_bff_starts(self, workers: str, flag: str) -> None:
+        with left_in_time_wait() as port:
+            other = "--admin-port" if flag == "--port" else "--port"
+            args = ["-m", "bff", "--workers", workers, flag, str(port), other, "0"]
+            async with running(args) as (_, lines):
+                admin = url_in(await lines.next_matching("bff admin on"))
+                public = url_in(await lines.next_matching("bff listening on"))
+                assert port_of(public if flag == "--port" else admin) == port
+                assert await openapi_statuses(public, 4) == [200] * 4
+
+    async def test_the_mocks_start(self) -> None:
+        with left_in_time_wait() as port:
+            args = ["-m", "mock_services", "--product-port=0", f"--reviews-port={port}"]
+            async with running([*args, "--inventory-port=0"]) as (_, lines):
+                urls = await announced_mocks(lines)
+        assert port_of(urls["reviews"]) == port
 
 
 async def stopped_cleanly(proc: Process, lines: Lines, sig: int) -> tuple[int, str]:
