@@ -1,4 +1,4 @@
-"""Graceful drain: the BFF started as users start it, stopped by SIGTERM.
+"""Graceful drain: the BFF started as users start it, stopped by SIGTERM or SIGHUP.
 
 Requests are put in flight against slow mocks, then SIGTERM, and more arrive during the
 drain delay, some still in flight when the listener closes: every accepted request must be
@@ -9,13 +9,15 @@ the grace period, with one worker and with several.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
-from process_support import announced_mocks, exited, running, url_in
+from process_support import Process, announced_mocks, exited, running, url_in
 
 STEP_S = 20.0  # generous bound on every step; a healthy run takes about 2 s
 GRACE_S = 5.0
@@ -32,13 +34,31 @@ async def mock_urls() -> AsyncIterator[dict[str, str]]:
         yield await announced_mocks(lines)
 
 
+def terminal_closed(proc: Process) -> None:
+    """What closing the terminal does: SIGHUP to the whole foreground process group."""
+    os.killpg(proc.pid, signal.SIGHUP)
+
+
+def metrics_dirs(tmp: Path) -> list[Path]:
+    return list(tmp.glob("bff-metrics-*"))
+
+
+def sigterm(proc: Process) -> None:
+    proc.send_signal(signal.SIGTERM)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
-async def test_sigterm_drains_without_dropping_a_request(
-    mock_urls: dict[str, str], workers: int
+@pytest.mark.parametrize("send", [sigterm, terminal_closed], ids=["SIGTERM", "SIGHUP"])
+async def test_a_stop_signal_drains_without_dropping_a_request(
+    mock_urls: dict[str, str], workers: int, send: Callable[[Process], None], tmp_path: Path
 ) -> None:
+    """SIGTERM from an orchestrator, or SIGHUP to every process of the group from a closed
+    terminal (which used to kill the supervisor at once and leave its workers' metrics
+    directory and three multiprocessing semaphores behind)."""
     env = {f"BFF_{k.upper()}_URL": v for k, v in mock_urls.items()}
     env |= {
+        "TMPDIR": str(tmp_path),  # where the supervisor makes its metrics directory
         "BFF_DRAIN_DELAY_S": str(DELAY_S),
         "BFF_SHUTDOWN_GRACE_S": str(GRACE_S),
         "BFF_LOG_LEVEL": "INFO",
@@ -64,7 +84,7 @@ async def test_sigterm_drains_without_dropping_a_request(
             in_flight = [asyncio.create_task(fetch(f"P{i:03}")) for i in range(IN_FLIGHT)]
             await asyncio.sleep(0.1)  # accepted and waiting on the slow product service
             stopped_at = time.monotonic()
-            bff.send_signal(signal.SIGTERM)
+            send(bff)
             await asyncio.sleep(0.05)
 
             readyz = []
@@ -93,5 +113,8 @@ async def test_sigterm_drains_without_dropping_a_request(
     assert readyz == [503, 503, 503]
     assert (late_status, late_connection) == (200, "close")
     assert second_done > DELAY_S, "the second wave was still in flight at the listener's close"
-    assert code == 0
+    output = "\n".join(lines.seen)
+    assert code == 0, output
     assert took < GRACE_S
+    assert metrics_dirs(tmp_path) == [], "the supervisor removed its metrics directory"
+    assert "leaked" not in output, "multiprocessing cleaned up after itself"
