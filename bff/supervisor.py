@@ -128,6 +128,8 @@ def _run_workers(settings: Settings, stop: _Stop, port: int, admin_port: int) ->
         proc = spawn.Process(
             target=_worker_main,
             args=(worker_settings, started, index, os.getpid()),
+            # Its index in this name is the `worker` label of its process metrics
+            # (bff.observability.sampler): a replacement carries on the same series.
             name=f"bff-worker-{index}",
         )
         proc.start()

@@ -102,6 +102,20 @@ async def announced_mocks(lines: Lines) -> dict[str, str]:
     return urls
 
 
+def worker_pids(supervisor: int) -> set[int]:
+    """The supervisor's worker processes (multiprocessing's spawned children)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    pids = set()
+    for pid in map(int, children):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in cmdline:
+            pids.add(pid)
+    return pids
+
+
 def group_alive(pgid: int) -> bool:
     """A process of the group `pgid` (a launched process and its workers) still exists."""
     try:
