@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from bff_support import AdminFor, BffClient, MakeBff, Mocks, timed_get
 from edge_support import SECRET, claims, hs256
+from multidict import CIMultiDict
 from redis_support import RedisServer, free_port
 
 from bff.edge import ratelimit
@@ -81,6 +82,18 @@ class TestBurst:
         assert await statuses(client, 5) == [200] * 5
 
 
+def client_ip(peer: str, forwarded_lines: list[str]) -> str:
+    """The key for a request from `peer` with these `X-Forwarded-For` lines, our proxies being
+    127.0.0.1 and 10.0.0.0/8."""
+    resolve = ClientIp(
+        Settings.from_env({"BFF_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8"}).edge.trusted_proxies
+    )
+    headers = CIMultiDict(("X-Forwarded-For", line) for line in forwarded_lines)
+    request = make_mocked_request("GET", "/", headers=headers)
+    request._transport_peername = (peer, 1234)  # type: ignore[attr-defined]
+    return resolve(request)
+
+
 class TestClientKey:
     """The key is the verified subject, else the IP; X-Forwarded-For only from trusted proxies."""
 
@@ -132,13 +145,44 @@ class TestClientKey:
         ],
     )
     def test_client_ip(self, peer: str, forwarded: str | None, expected: str) -> None:
-        resolve = ClientIp(
-            Settings.from_env({"BFF_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8"}).edge.trusted_proxies
-        )
-        headers = {"X-Forwarded-For": forwarded} if forwarded else {}
-        request = make_mocked_request("GET", "/", headers=headers)
-        request._transport_peername = (peer, 1234)  # type: ignore[attr-defined]
-        assert resolve(request) == expected
+        lines = [forwarded] if forwarded else []
+        assert client_ip(peer, lines) == expected
+
+    @pytest.mark.parametrize(
+        ("lines", "expected"),
+        [
+            # A line of the client's own, then the one our proxy added: the header is every
+            # line in order (RFC 9110), and the proxy's entry is the client.
+            (["198.51.100.99", "203.0.113.7"], "203.0.113.7"),
+            (["198.51.100.99", "203.0.113.7", "10.0.0.5"], "203.0.113.7"),
+            (["198.51.100.99, 203.0.113.7", "10.0.0.5"], "203.0.113.7"),
+            # A hop that is not an address stops the walk: nothing left of it can be told
+            # apart from what the client wrote, so the last good hop is the key.
+            (["198.51.100.99, not-an-ip, 10.0.0.5"], "10.0.0.5"),
+            (["198.51.100.99", "not-an-ip", "10.0.0.5"], "10.0.0.5"),
+            (["198.51.100.99,,10.0.0.5"], "10.0.0.5"),
+            (["198.51.100.99, 203.0.113.7:80:80"], "127.0.0.1"),
+            (["198.51.100.99 203.0.113.7"], "127.0.0.1"),
+        ],
+    )
+    def test_several_lines_and_a_garbage_hop_cannot_choose_the_key(
+        self, lines: list[str], expected: str
+    ) -> None:
+        assert client_ip("127.0.0.1", lines) == expected
+
+    async def test_a_line_of_the_clients_own_does_not_pick_its_bucket(
+        self, make_bff: MakeBff
+    ) -> None:
+        """Through the whole BFF: a new first line on every request, the same proxy line."""
+        client = await make_bff(**TIGHT, BFF_TRUSTED_PROXIES="127.0.0.1/32")
+        seen = []
+        for i in range(4):
+            headers = CIMultiDict(
+                [("X-Forwarded-For", f"198.51.100.{i}"), ("X-Forwarded-For", "203.0.113.9")]
+            )
+            async with client.get("/product-details/P001", headers=headers) as resp:
+                seen.append(resp.status)
+        assert seen == [200, 200, 200, 429]
 
 
 class TestSettings:
