@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 from required_tools import require_tool
@@ -71,3 +73,12 @@ class RedisServer:
     def resume(self) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Stopped for the block, resumed after it whatever happened."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.resume()

@@ -307,11 +307,8 @@ class TestRedisNeverHoldsARequest:
             **TIGHT, BFF_REDIS_URL=redis_server.url, BFF_TRUSTED_PROXIES="127.0.0.1"
         )
         await limited_again(client)
-        redis_server.stop()
-        try:
+        with redis_server.stopped():
             assert await answered_in_time(client, 20) == [200] * 20
-        finally:
-            redis_server.resume()
         await limited_again(client)
 
     async def test_a_killed_redis(self, make_bff: MakeBff, redis_server: RedisServer) -> None:
@@ -327,9 +324,10 @@ class TestRedisNeverHoldsARequest:
 
 @pytest.fixture
 async def shared(redis_server: RedisServer) -> AsyncIterator[ratelimit.RateLimiter]:
-    """A limiter of 3 per second on the test's redis-server."""
+    """A limiter of 3 per second on the test's redis-server, connected (one decision made)."""
     limiter = ratelimit.RateLimiter(RateLimitSettings(rate=3, burst=3, storage=redis_server.url))
     try:
+        assert await allowed(limiter, "warm", 1) == 1
         yield limiter
     finally:
         await limiter.close()
@@ -353,29 +351,21 @@ class TestRedisBounds:
     async def test_a_decision_waits_no_longer_than_its_bound(
         self, shared: ratelimit.RateLimiter, redis_server: RedisServer
     ) -> None:
-        assert await allowed(shared, "warm", 1) == 1
-        redis_server.stop()
-        try:
+        with redis_server.stopped():
             started = time.monotonic()
             assert await allowed(shared, "held", 1) == 1  # fail open
             took = time.monotonic() - started
-        finally:
-            redis_server.resume()
         # A few ms; 100 ms leaves room for a busy machine and is still far below a deadline.
         assert took < 0.1
 
     async def test_a_short_budget_bounds_the_wait_and_is_not_held_against_redis(
         self, shared: ratelimit.RateLimiter, redis_server: RedisServer
     ) -> None:
-        assert await allowed(shared, "warm", 1) == 1
-        redis_server.stop()
-        try:
+        with redis_server.stopped():
             started = time.monotonic()
             for i in range(10):
                 await shared.check(f"budget-{i}", budget_s=0.0)  # nothing left: no wait
             took = time.monotonic() - started
-        finally:
-            redis_server.resume()
         assert took < 5 * ratelimit.REDIS_BOUND_S  # 10 waits of the bound would be 10 times
         # Not Redis' fault: it is not skipped, the limit holds at once.
         assert await allowed(shared, "after-budget", 4) == 3
@@ -387,13 +377,9 @@ class TestRedisBounds:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         monkeypatch.setattr(ratelimit, "PAUSE_S", 0.3)
-        assert await allowed(shared, "warm", 1) == 1
-        redis_server.stop()
-        try:
+        with redis_server.stopped():
             for i in range(ratelimit.FAIL_MAX):
                 await shared.check(f"held-{i}")
-        finally:
-            redis_server.resume()
         assert await allowed(shared, "paused", 4) == 4  # skipped: every request passes
         await asyncio.sleep(0.3)  # the pause is time, nothing to wait on but the clock
         assert await allowed(shared, "probed", 4) == 3
@@ -401,17 +387,10 @@ class TestRedisBounds:
     async def test_one_failure_among_successes_does_not_pause(
         self, shared: ratelimit.RateLimiter, redis_server: RedisServer
     ) -> None:
-        assert await allowed(shared, "warm", 1) == 1
-        redis_server.stop()
-        try:
+        with redis_server.stopped():
             for i in range(ratelimit.FAIL_MAX - 1):
                 await shared.check(f"held-{i}")
-        finally:
-            redis_server.resume()
         assert await allowed(shared, "between", 1) == 1  # a success resets the count
-        redis_server.stop()
-        try:
+        with redis_server.stopped():
             await shared.check("held-again")
-        finally:
-            redis_server.resume()
         assert await allowed(shared, "still-limited", 4) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import coredis
 from bff_support import KINDS, BffClient, MakeBff, Mocks, server_timing
@@ -71,22 +72,27 @@ class TestStaleAcrossInstances:
     """A copy one instance stored serves another instance's request when the service fails,
     within the copy's stale-if-error window, and not past it."""
 
-    async def instances(self, make_bff: MakeBff, redis_server: RedisServer) -> list[BffClient]:
-        return [await make_bff(SLOW_REDIS_OK, BFF_REDIS_URL=redis_server.url) for _ in "AB"]
+    async def stored_by_a_then_broken(
+        self, make_bff: MakeBff, mocks: Mocks, redis_server: RedisServer, window_s: int
+    ) -> tuple[Any, BffClient]:
+        """Instance A fetches STALE (a product stale at once, `window_s` of stale-if-error)
+        and stores it; then the product service fails every call. (A's body, instance B.)"""
+        cache_control = f"max-age=0, stale-if-error={window_s}"
+        await mocks.faults("product", cache_control=cache_control)
+        a, b = [await make_bff(SLOW_REDIS_OK, BFF_REDIS_URL=redis_server.url) for _ in "AB"]
+        async with a.get("/product-details/STALE") as resp:
+            assert resp.status == 200
+            fetched = await resp.json()
+        await written(redis_server)
+        await mocks.faults("product", error_rate=1, cache_control=cache_control)
+        return fetched, b
 
     async def test_within_the_window_the_other_instance_serves_it(
         self, make_bff: MakeBff, mocks: Mocks, redis_server: RedisServer
     ) -> None:
-        # Stale at once (max-age=0), usable for ten minutes if the service fails.
-        await mocks.faults("product", cache_control="max-age=0, stale-if-error=600")
-        a, b = await self.instances(make_bff, redis_server)
-        async with a.get("/product-details/STALE1") as resp:
-            assert resp.status == 200
-            fetched = await resp.json()
-        await written(redis_server)
-        await mocks.faults("product", error_rate=1, cache_control="max-age=0, stale-if-error=600")
+        fetched, b = await self.stored_by_a_then_broken(make_bff, mocks, redis_server, 600)
         before = await mocks.requests("product")
-        async with b.get("/product-details/STALE1") as resp:
+        async with b.get("/product-details/STALE") as resp:
             assert resp.status == 200
             body = await resp.json()
             timing = server_timing(resp.headers["Server-Timing"])
@@ -99,14 +105,9 @@ class TestStaleAcrossInstances:
     async def test_past_the_window_the_failure_stands(
         self, make_bff: MakeBff, mocks: Mocks, redis_server: RedisServer
     ) -> None:
-        await mocks.faults("product", cache_control="max-age=0, stale-if-error=1")
-        a, b = await self.instances(make_bff, redis_server)
-        async with a.get("/product-details/STALE2") as resp:
-            assert resp.status == 200
-        await written(redis_server)
-        await mocks.faults("product", error_rate=1, cache_control="max-age=0, stale-if-error=1")
+        _, b = await self.stored_by_a_then_broken(make_bff, mocks, redis_server, 1)
         await asyncio.sleep(2.1)  # the window itself is time: past it (ages are whole seconds)
-        async with b.get("/product-details/STALE2") as resp:
+        async with b.get("/product-details/STALE") as resp:
             assert resp.status == 502
 
 

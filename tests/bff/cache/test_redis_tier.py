@@ -151,12 +151,11 @@ class TestFailures:
         tier = RedisTier(redis_server.url, timeout_s=bound_s)
         try:
             assert await tier.get("warm") is None  # connected, while Redis still answers
-            redis_server.stop()
-            started = time.monotonic()
-            assert await tier.get("k") is None
-            miss_within(started, bound_s)
+            with redis_server.stopped():
+                started = time.monotonic()
+                assert await tier.get("k") is None
+                miss_within(started, bound_s)
         finally:
-            redis_server.resume()
             await tier.close()
 
     async def test_errors_among_successes_never_pause_the_tier(
@@ -167,11 +166,8 @@ class TestFailures:
         tier.put_later("k", b"v", ttl_s=30)
         await tier.flush()
         for _ in range(2 * FAIL_MAX):
-            redis_server.stop()
-            try:
+            with redis_server.stopped():
                 assert await tier.get("k") is None  # late: an error
-            finally:
-                redis_server.resume()
             assert await tier.get("k") == b"v"
         assert tier.available
 
