@@ -64,8 +64,8 @@ def create_app(
     `resolver`: answers for the downstream names (tests), instead of the system's resolver.
     `parts`: what the answer is made of (each needs `settings.downstream(part.name)`)."""
     lifecycle = Lifecycle()
-    guard = EdgeGuard(settings.edge, lifecycle)
     deadline_s = settings.deadline_s
+    guard = EdgeGuard(settings.edge, lifecycle, deadline_s=deadline_s)
     admission = Admission(
         deadline_s=deadline_s,
         max_in_flight=settings.edge.max_in_flight,

@@ -7,7 +7,8 @@ because it needs no extra dependency or config file and keeps start-up, signals 
 case (tests) in one small module. Each worker also serves the admin app (bff.admin) on the
 admin port, a second SO_REUSEPORT group. The supervisor (bff.supervisor) reserves both
 addresses so that only its own workers can join them (bff.listeners), starts the workers,
-forwards SIGTERM/SIGINT, restarts a worker that crashes, and exits 0 once all stopped.
+forwards SIGTERM/SIGINT/SIGHUP, restarts a worker that crashes, and exits 0 once all
+stopped.
 
 A start can't hurt a running service: an address in use, a bad host or a failed bind stop
 it with exit status 2 and one line naming the address; SIGTERM or SIGINT at any moment of
@@ -41,6 +42,9 @@ from bff.settings import Settings
 
 _YOUNG_GC_THRESHOLD = 7000  # CPython's default is 700; see settle_heap
 BACKLOG = 2048
+# What stops us, with a drain: SIGHUP too, since a closed terminal is no reason to drop the
+# requests in flight (its default action ended the process at once).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class BffRunner(web.AppRunner):
@@ -70,7 +74,16 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
 
 async def _listen(runner: web.AppRunner, address: Address, *, reuse_port: bool) -> int:
     """Start a site; an OSError becomes the one-line `ListenError`. Returns the bound port."""
-    site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port, backlog=BACKLOG)
+    # SO_REUSEADDR always (aiohttp's default on POSIX, said here): another server's TIME_WAIT
+    # connections on the port must not refuse the start (bff.listeners).
+    site = web.TCPSite(
+        runner,
+        address.host,
+        address.port,
+        reuse_address=True,
+        reuse_port=reuse_port,
+        backlog=BACKLOG,
+    )
     try:
         await site.start()
     except OSError as exc:
@@ -93,7 +106,7 @@ async def serve(
     # First thing: a signal during start-up must stop us cleanly, not kill us half-built.
     # A supervised worker stops on the supervisor's SIGTERM only: Ctrl-C reaches the whole
     # process group, and a worker acting on it too would cut its own drain short.
-    signals = (signal.SIGTERM,) if parent_pid is not None else (signal.SIGTERM, signal.SIGINT)
+    signals = (signal.SIGTERM,) if parent_pid is not None else STOP_SIGNALS
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings)

@@ -1,11 +1,15 @@
 """The supervisor of N workers: reserve both addresses, start, watch, stop (bff.server).
 
-A signal sets a flag and forwards SIGTERM at once to the workers that exist (each turns its
-/readyz to 503 and drains); the loop does the rest, so a signal at any moment of start-up
+A signal (SIGTERM, SIGINT, or SIGHUP: the terminal that started us was closed) sets a flag and
+forwards SIGTERM at once to the workers that exist (each turns its /readyz to 503 and
+drains); the loop does the rest, so a signal at any moment of start-up
 (before the first worker exists, between two spawns, while waiting for them to listen) ends
 the same way: every worker is sent SIGTERM, and the supervisor exits 0 once all are gone. A
 worker killed by that SIGTERM before it could install its own handler (it was still
-importing) has stopped as asked, and counts as a clean stop. Workers that have not all
+importing) has stopped as asked, and counts as a clean stop; so does one that a closed
+terminal's SIGHUP, sent to the whole process group, reached before it could ignore it. SIGHUP
+used to kill the supervisor at once, leaving its workers' metrics directory and three
+multiprocessing semaphores behind. Workers that have not all
 announced themselves within `START_TIMEOUT_S` stop the start with exit status 1; a worker
 that cannot listen exits 2, and so does the supervisor.
 """
@@ -19,17 +23,16 @@ import multiprocessing
 import os
 import queue
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 
-from bff.listeners import Address, ListenError, announce, reserve
+from bff.listeners import Address, ListenError, Reservation, announce, reserve
 from bff.observability import metrics
 from bff.observability.logging import configure_logging, log
-from bff.server import install_uvloop, serve
+from bff.server import STOP_SIGNALS, install_uvloop, serve
 from bff.settings import Settings
 
 START_TIMEOUT_S = 60.0
@@ -37,7 +40,10 @@ _POLL_S = 0.05
 
 
 def _worker_main(settings: Settings, started: Queue[int], index: int, parent_pid: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM stops us
+    # Ctrl-C and a closed terminal reach the whole process group: the supervisor decides, and
+    # its SIGTERM stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     configure_logging(settings.log_level, settings.log_format)
     install_uvloop()
     try:
@@ -89,24 +95,23 @@ def supervise(settings: Settings) -> int:
         stop.requested = True
         stop.forward()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    reserved: list[socket.socket] = []
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, on_signal)
+    reserved: list[Reservation] = []
     try:
-        public, port = reserve(Address(settings.host, settings.port))
-        reserved.append(public)
-        admin, admin_port = reserve(Address(settings.host, settings.admin_port))
-        reserved.append(admin)
+        reserved.append(reserve(Address(settings.host, settings.port)))
+        reserved.append(reserve(Address(settings.host, settings.admin_port)))
     except ListenError as exc:
-        for sock in reserved:
-            sock.close()
+        for reservation in reserved:
+            reservation.close()
         print(f"python -m bff: {exc}", file=sys.stderr, flush=True)
         return 2
+    public, admin = reserved
     try:
-        return _run_workers(settings, stop, port, admin_port)
+        return _run_workers(settings, stop, public.port, admin.port)
     finally:
-        for sock in reserved:
-            sock.close()
+        for reservation in reserved:
+            reservation.close()
 
 
 def _run_workers(settings: Settings, stop: _Stop, port: int, admin_port: int) -> int:
@@ -123,6 +128,8 @@ def _run_workers(settings: Settings, stop: _Stop, port: int, admin_port: int) ->
         proc = spawn.Process(
             target=_worker_main,
             args=(worker_settings, started, index, os.getpid()),
+            # Its index in this name is the `worker` label of its process metrics
+            # (bff.observability.sampler): a replacement carries on the same series.
             name=f"bff-worker-{index}",
         )
         proc.start()
@@ -207,4 +214,4 @@ def _stop_all(stop: _Stop, workers: list[BaseProcess]) -> None:
 
 
 def _clean(code: int | None) -> bool:
-    return code in (0, -signal.SIGTERM)
+    return code in (0, -signal.SIGTERM, -signal.SIGHUP)

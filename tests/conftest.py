@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+from redis_support import RedisServer
 from required_tools import require_tool
 
 from bff.server import settle_heap
@@ -25,3 +26,14 @@ def settled_heap() -> None:
     deadline on nothing (a CI run lost a retry to it). Only what survives a collection is
     frozen, and only objects new since are scanned."""
     settle_heap()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server, started for the test and killed after it, whatever happened."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

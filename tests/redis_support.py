@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 from required_tools import require_tool
@@ -17,7 +21,9 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server on a loopback port; `kill()` and `start()` again on the same port."""
+    """A redis-server on a loopback port; `kill()` and `start()` again on the same port;
+    `stop()` and `resume()` it (SIGSTOP, SIGCONT: a hung server, connections accepted by the
+    kernel and never answered)."""
 
     def __init__(self) -> None:
         self.binary = require_tool("redis-server")
@@ -59,3 +65,20 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(timeout=5)
             self.proc = None
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Stopped for the block, resumed after it whatever happened."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.resume()

@@ -144,6 +144,7 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_breaker_retry_after.py",
             "tests/bff/test_breaker_transitions_reported.py",
             "tests/bff/test_breaker_probe_decides.py",
+            "tests/bff/test_breaker_consecutive.py::TestARunOfFailures",
             "tests/bff/test_permit_reports_once.py",
             "tests/bff/test_sliding_window.py",
             "tests/bff/test_metrics_ops.py::TestResilienceCounters",

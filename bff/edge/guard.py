@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bff.context import SUBJECT
+from bff.context import CONTEXT, SUBJECT
 from bff.edge.auth import JwtVerifier
 from bff.edge.client_ip import ClientIp
 from bff.edge.cors import Cors
@@ -41,10 +41,11 @@ EXEMPT_PATHS = frozenset({"/openapi.json"})
 
 
 class EdgeGuard:
-    __slots__ = ("_auth", "_client_ip", "_cors", "_lifecycle", "_limiter")
+    __slots__ = ("_auth", "_client_ip", "_cors", "_deadline_s", "_lifecycle", "_limiter")
 
-    def __init__(self, settings: EdgeSettings, lifecycle: Lifecycle) -> None:
+    def __init__(self, settings: EdgeSettings, lifecycle: Lifecycle, *, deadline_s: float) -> None:
         self._lifecycle = lifecycle
+        self._deadline_s = deadline_s
         self._cors = Cors(settings.cors) if settings.cors.origins else None
         self._auth = JwtVerifier(settings.auth) if settings.auth.enabled else None
         self._limiter = RateLimiter(settings.rate_limit) if settings.rate_limit.enabled else None
@@ -58,7 +59,8 @@ class EdgeGuard:
         not_routed = request.match_info.http_exception
         if not_routed is not None:
             if self._limiter is not None:
-                await self._limiter.check(f"ip:{self._client_ip(request)}")
+                ip_key = f"ip:{self._client_ip(request)}"
+                await self._limiter.check(ip_key, budget_s=self._left_s(request))
             raise not_routed
         if request.body_exists:
             # Refused whatever its size, before anything reads it (aiohttp's own read cap is
@@ -76,12 +78,17 @@ class EdgeGuard:
             except Unauthorized:
                 # Bad tokens still spend the caller's IP allowance: no free token guessing.
                 if self._limiter is not None:
-                    await self._limiter.check(f"ip:{self._client_ip(request)}")
+                    ip_key = f"ip:{self._client_ip(request)}"
+                    await self._limiter.check(ip_key, budget_s=self._left_s(request))
                 raise
             request[SUBJECT] = subject
         if self._limiter is not None:
             key = f"sub:{subject}" if subject is not None else f"ip:{self._client_ip(request)}"
-            await self._limiter.check(key)
+            await self._limiter.check(key, budget_s=self._left_s(request))
+
+    def _left_s(self, request: web.Request) -> float:
+        """What is left of the server's deadline: the rate limiter's Redis gets no more."""
+        return self._deadline_s - request[CONTEXT].elapsed()
 
     def decorate(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
         if self._cors is not None and request.method != "OPTIONS":

@@ -1,4 +1,5 @@
-"""Circuit breaker per service: pybreaker's state machine, opened on a failure *rate*.
+"""Circuit breaker per service: pybreaker's state machine, opened on a failure *rate* or on a
+run of consecutive failures.
 
 pybreaker cannot guard a coroutine: decorating one counts nothing, and
 `with breaker.calling(): await ...` turns a cancellation into either a failure or a success.
@@ -8,17 +9,33 @@ So the network call never runs inside pybreaker. The breaker is fed outcomes ins
     ... the attempt ...
     permit.success() | permit.failure() | permit.release()   # release = neutral
 
-When to open is decided here, not by pybreaker's consecutive-failure count: over a sliding
-window of `window_s` seconds, once at least `min_calls` outcomes are in, the breaker opens when
-the share of failures reaches `failure_rate` (resilience4j's time-based window). A run of bad
-luck on a healthy service does not open it; a service that fails most calls does, within
-`min_calls` calls. pybreaker still owns the states and their listeners (metrics, logs, spans):
-we move it with its public `open()`, `half_open()` and `close()`.
+When to open is decided here, not by pybreaker's own count. Two rules, either one opens it:
+
+- the rate (resilience4j's time-based window): over a sliding window of `window_s` seconds,
+  once at least `min_calls` outcomes are in, the share of failures reaches `failure_rate`. A
+  run of bad luck on a healthy service does not open it; a service failing most calls does.
+- the run (Envoy's `consecutive_5xx`, Finagle's failure accrual): the last
+  `max(CONSECUTIVE_FAILURES, min_calls)` outcomes all failed, whatever the window held before.
+  The rate alone is slow when a service goes down after a healthy spell: the window still
+  holds the good minutes, and at 80 % of a 10 s window a worker that had made 75 good calls
+  needs 300 failures first (measured, 2 workers, reviews down after 150 requests at 10 %
+  transient errors: 135 calls in 100 requests, breaker still closed).
+
+`CONSECUTIVE_FAILURES` is 20, the default `min_calls`: it opens a service that went hard down
+within 20 of its calls per worker, and chance practically never makes such a run. A service
+failing half its calls at random (one the retries and the rate rule are meant to ride out)
+makes one in 2^20, once in a million calls; at 35 % failures 0.35^20, under one in a billion
+(`tests/bff/test_breaker_consecutive.py` measures both ends). A run of 10 would open such a
+half-failing service once every thousand calls. It is never shorter than `min_calls`: a
+breaker told not to judge on fewer calls (`min_calls` of 1000, a breaker that does not open)
+is not opened by the run either. pybreaker still owns the states and their listeners
+(metrics, logs, spans): we move it with its public `open()`, `half_open()` and `close()`.
 
 `release()` is for outcomes that say nothing about the service's health (the BFF cancelled the
 call, the client's own short budget cut it, or the answer was bad for one id only): they are
-not counted at all, and a released probe leaves the breaker half-open for the next caller.
-Every permit is released in a `finally`; reporting twice is harmless (the first report wins).
+not counted at all (nor do they break a run), and a released probe leaves the breaker
+half-open for the next caller. Every permit is released in a `finally`; reporting twice is
+harmless (the first report wins).
 
 pybreaker's half-open state lets every concurrent caller through; we admit exactly one probe
 and fail the others fast until it reports.
@@ -37,11 +54,24 @@ from bff.settings import BreakerSettings
 
 TransitionHook = Callable[[str, str, str], None]  # (service, old state, new state)
 
+# Failures in a row that open the breaker, whatever the window holds (the module docstring
+# says why 20); never fewer than the settings' `min_calls`.
+CONSECUTIVE_FAILURES = 20
+
 _OK, _FAILED = 0, 1
 
 
 class ServiceBreaker:
-    __slots__ = ("_cb", "_opened_at", "_outcomes", "_probe_in_flight", "name", "settings")
+    __slots__ = (
+        "_cb",
+        "_failed_in_a_row",
+        "_opened_at",
+        "_outcomes",
+        "_probe_in_flight",
+        "_run_to_open",
+        "name",
+        "settings",
+    )
 
     def __init__(
         self, name: str, settings: BreakerSettings, on_transition: TransitionHook | None = None
@@ -51,6 +81,8 @@ class ServiceBreaker:
         self._opened_at = 0.0
         self._probe_in_flight = False
         self._outcomes = SlidingCounts(2, settings.window_s)
+        self._failed_in_a_row = 0
+        self._run_to_open = max(CONSECUTIVE_FAILURES, settings.min_calls)
         self._cb = pybreaker.CircuitBreaker(
             reset_timeout=settings.reset_timeout_s,
             throw_new_error_on_trip=False,
@@ -102,16 +134,21 @@ class ServiceBreaker:
         outcomes = self._outcomes
         outcomes.add(_FAILED if failed else _OK)
         if not failed:
+            self._failed_in_a_row = 0
             return
+        self._failed_in_a_row += 1
         ok, failures = outcomes.totals
         calls = ok + failures
-        if calls >= self.settings.min_calls and failures >= calls * self.settings.failure_rate:
+        if self._failed_in_a_row >= self._run_to_open or (
+            calls >= self.settings.min_calls and failures >= calls * self.settings.failure_rate
+        ):
             self._cb.open()
 
     def _transitioned(self, new_state: str) -> None:
-        # Each closed spell starts with an empty window: what happened before the outage (or
-        # during it) says nothing about the service that the probe just found healthy.
+        # Each closed spell starts with an empty window and no run: what happened before the
+        # outage (or during it) says nothing about the service the probe just found healthy.
         self._outcomes.clear()
+        self._failed_in_a_row = 0
         if new_state == pybreaker.STATE_OPEN:
             self._opened_at = time.monotonic()
 

@@ -99,8 +99,12 @@ class TestHerd:
         # The adaptive concurrency limit starts at 64 and would refuse most of a cold burst of
         # 500: what is pinned here is coalescing, so admission is the fixed cap alone.
         bff = await make_bff({"edge.adaptive_concurrency": False}, BFF_DEADLINE_MS=20_000)
-        for kind in KINDS:  # long enough that the herd arrives while the calls are out
-            await mocks.faults(kind, latency_ms=150)
+        for kind in KINDS:
+            # Long enough that the herd arrives while the calls are out; fresh for longer than
+            # the herd can last. Inventory's default max-age=2 is counted in whole seconds of
+            # age, so its copy could be fresh for ~1 s only: on a busy machine the last of the
+            # 500 arrived after that, and inventory was rightly called a second time.
+            await mocks.faults(kind, latency_ms=150, cache_control="max-age=60")
         results = await asyncio.gather(*(get(bff, "/product-details/HERD1") for _ in range(500)))
         assert {resp.status for resp, _ in results} == {200}
         assert all(body["degraded"] == {} for _, body in results)

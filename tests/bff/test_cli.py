@@ -10,8 +10,7 @@ import sys
 
 import aiohttp
 import pytest
-from process_support import clean_env
-from processes import running_bff, running_mocks
+from process_support import announced_mocks, clean_env, running, stop, url_in
 
 pytestmark = pytest.mark.slow
 
@@ -110,16 +109,19 @@ async def _fetch_all(base: str, count: int) -> list[int]:
 
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_serves_and_stops_cleanly(workers: int, sig: int) -> None:
-    with (
-        running_mocks("--latency-scale", "0") as mocks,
-        running_bff(mocks, "--workers", str(workers)) as bff,
-    ):
-        statuses = asyncio.run(_fetch_all(bff.urls["bff"], 20))
-        assert statuses == [200] * 20
-        code, err = bff.stop(sig)
-    assert code == 0, err
-    assert "Traceback" not in err
+async def test_serves_and_stops_cleanly(workers: int, sig: int) -> None:
+    mocks_args = ["-m", "mock_services", "--latency-scale", "0", "--lab-port", "0"]
+    mocks_args += [f"--{kind}-port=0" for kind in ("product", "reviews", "inventory")]
+    async with running(mocks_args) as (_, mocks_out):
+        env = {f"BFF_{k.upper()}_URL": url for k, url in (await announced_mocks(mocks_out)).items()}
+        args = ["-m", "bff", "--port", "0", "--workers", str(workers)]
+        async with running(args, env) as (bff, out):
+            statuses = await _fetch_all(url_in(await out.next_matching("bff listening on")), 20)
+            assert statuses == [200] * 20
+            code = await stop(bff, sig)
+            output = out.read()
+    assert code == 0, output
+    assert "Traceback" not in output
 
 
 @pytest.mark.parametrize(

@@ -89,11 +89,20 @@ class TestResolution:
             "http://[fd00::2]:9000",
         ]
 
-    async def test_two_names_for_one_address_are_one_instance(self) -> None:
+    @pytest.mark.parametrize(
+        ("order", "shared_host"), [(("a", "b"), "a.svc:80"), (("b", "a"), "b.svc:80")]
+    )
+    async def test_two_names_for_one_address_are_one_instance_named_by_the_first(
+        self, order: tuple[str, str], shared_host: str
+    ) -> None:
+        """The address both names resolve to is called once per attempt, with `Host` of the
+        name configured first."""
         dns = FakeDns({"a.svc": ["10.0.0.1", "10.0.0.2"], "b.svc": ["10.0.0.2"]})
-        d = discovery(dns, "http://a.svc:80", "http://b.svc:80")
+        d = discovery(dns, *(f"http://{name}.svc:80" for name in order))
         await d.refresh()
         assert urls_of(d) == ["http://10.0.0.1", "http://10.0.0.2"]
+        hosts = {str(i.base_url): i.host_header for i in d._pool.instances}
+        assert hosts == {"http://10.0.0.1": "a.svc:80", "http://10.0.0.2": shared_host}
 
     async def test_a_name_that_never_resolved_stays_as_configured(self) -> None:
         """aiohttp then resolves it per connection: no worse than without discovery."""

@@ -1,4 +1,4 @@
-"""Graceful drain: the BFF started as users start it, stopped by SIGTERM.
+"""Graceful drain: the BFF started as users start it, stopped by SIGTERM or SIGHUP.
 
 Requests are put in flight against slow mocks, then SIGTERM, and more arrive during the
 drain delay, some still in flight when the listener closes: every accepted request must be
@@ -9,19 +9,16 @@ the grace period, with one worker and with several.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
-from process_support import clean_env
+from process_support import Process, announced_mocks, exited, running, url_in
 
-ROOT = Path(__file__).resolve().parents[2]
 STEP_S = 20.0  # generous bound on every step; a healthy run takes about 2 s
 GRACE_S = 5.0
 DELAY_S = 1.0  # /readyz 503 while still serving, then the listener closes
@@ -29,87 +26,50 @@ SLOW_MS = 350  # product latency: requests are still in flight when the listener
 IN_FLIGHT = 8
 
 
-async def _spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        cwd=ROOT,
-        env=clean_env(env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        # Its own process group: teardown kills the workers too, never anything else.
-        start_new_session=True,
-    )
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    await asyncio.wait_for(proc.wait(), STEP_S)
-
-
 @pytest.fixture
 async def mock_urls() -> AsyncIterator[dict[str, str]]:
-    proc = await _spawn(
-        "-m",
-        "mock_services",
-        "--product-port=0",
-        "--reviews-port=0",
-        "--inventory-port=0",
-        "--lab-port=0",
-        "--latency-scale=0",
-    )
-    assert proc.stdout is not None
-    try:
-        urls = {}
-        for _ in range(3):
-            name, url = (await asyncio.wait_for(proc.stdout.readline(), STEP_S)).decode().split()
-            urls[name] = url
-        yield urls
-    finally:
-        await _stop(proc)
+    args = ["-m", "mock_services", "--latency-scale=0", "--lab-port=0"]
+    args += [f"--{kind}-port=0" for kind in ("product", "reviews", "inventory")]
+    async with running(args) as (_, lines):
+        yield await announced_mocks(lines)
 
 
-async def _until_listening(stdout: asyncio.StreamReader) -> tuple[str, str]:
-    """Read the BFF's stdout up to its `bff listening on ...` line (log lines may come first);
-    returns that line and the admin listener's URL, announced just before it."""
-    admin = ""
-    for _ in range(100):
-        line = (await asyncio.wait_for(stdout.readline(), STEP_S)).decode()
-        assert line, "the BFF exited early"
-        if line.startswith("bff admin on http://"):
-            admin = line.split()[3]
-        if line.startswith("bff listening on http://"):
-            return line, admin
-    raise AssertionError("no 'bff listening' line")
+def terminal_closed(proc: Process) -> None:
+    """What closing the terminal does: SIGHUP to the whole foreground process group."""
+    os.killpg(proc.pid, signal.SIGHUP)
 
 
-async def _drain_output(stdout: asyncio.StreamReader) -> None:
-    while await stdout.readline():  # the pipe must never fill up and block the workers
-        pass
+def metrics_dirs(tmp: Path) -> list[Path]:
+    return list(tmp.glob("bff-metrics-*"))
+
+
+def sigterm(proc: Process) -> None:
+    proc.send_signal(signal.SIGTERM)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
-async def test_sigterm_drains_without_dropping_a_request(
-    mock_urls: dict[str, str], workers: int
+@pytest.mark.parametrize("send", [sigterm, terminal_closed], ids=["SIGTERM", "SIGHUP"])
+async def test_a_stop_signal_drains_without_dropping_a_request(
+    mock_urls: dict[str, str], workers: int, send: Callable[[Process], None], tmp_path: Path
 ) -> None:
+    """SIGTERM from an orchestrator, or SIGHUP to every process of the group from a closed
+    terminal (which used to kill the supervisor at once and leave its workers' metrics
+    directory and three multiprocessing semaphores behind)."""
     env = {f"BFF_{k.upper()}_URL": v for k, v in mock_urls.items()}
     env |= {
+        "TMPDIR": str(tmp_path),  # where the supervisor makes its metrics directory
         "BFF_DRAIN_DELAY_S": str(DELAY_S),
         "BFF_SHUTDOWN_GRACE_S": str(GRACE_S),
         "BFF_LOG_LEVEL": "INFO",
         "BFF_LOG_FORMAT": "json",
         "BFF_PRODUCT_TIMEOUT_MS": "450",  # above SLOW_MS, within the 500 ms deadline
     }
-    bff = await _spawn("-m", "bff", "--port=0", f"--workers={workers}", env=env)
-    assert bff.stdout is not None
     timeout = aiohttp.ClientTimeout(total=STEP_S)
-    try:
-        # Printed once every worker listens (the supervisor waits for them).
-        line, admin = await _until_listening(bff.stdout)
-        base = line.split()[3]
-        reader = asyncio.create_task(_drain_output(bff.stdout))
+    async with running(["-m", "bff", "--port=0", f"--workers={workers}"], env) as (bff, lines):
+        # The admin listener is announced first, then the API's once every worker listens.
+        admin = url_in(await lines.next_matching("bff admin on http://"))
+        base = url_in(await lines.next_matching("bff listening on http://"))
         # Fresh connections each time (force_close): with several workers each may land anywhere.
         connector = aiohttp.TCPConnector(force_close=True)
         async with aiohttp.ClientSession(base, timeout=timeout, connector=connector) as http:
@@ -124,7 +84,7 @@ async def test_sigterm_drains_without_dropping_a_request(
             in_flight = [asyncio.create_task(fetch(f"P{i:03}")) for i in range(IN_FLIGHT)]
             await asyncio.sleep(0.1)  # accepted and waiting on the slow product service
             stopped_at = time.monotonic()
-            bff.send_signal(signal.SIGTERM)
+            send(bff)
             await asyncio.sleep(0.05)
 
             readyz = []
@@ -146,15 +106,15 @@ async def test_sigterm_drains_without_dropping_a_request(
             second_done = time.monotonic() - stopped_at
 
             answers = await asyncio.gather(*in_flight) + second_answers
-            code = await asyncio.wait_for(bff.wait(), STEP_S)
+            code = await exited(bff, STEP_S)
             took = time.monotonic() - stopped_at
-        await asyncio.wait_for(reader, STEP_S)
-    finally:
-        await _stop(bff)
 
     assert [status for status, _ in answers] == [200] * (2 * IN_FLIGHT)
     assert readyz == [503, 503, 503]
     assert (late_status, late_connection) == (200, "close")
     assert second_done > DELAY_S, "the second wave was still in flight at the listener's close"
-    assert code == 0
+    output = "\n".join(lines.seen)
+    assert code == 0, output
     assert took < GRACE_S
+    assert metrics_dirs(tmp_path) == [], "the supervisor removed its metrics directory"
+    assert "leaked" not in output, "multiprocessing cleaned up after itself"

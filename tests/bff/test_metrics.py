@@ -128,6 +128,11 @@ class TestTwoWorkers:
         metrics_dir.mkdir()
         (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # an earlier run's file
         env = {**mocks.env(), "BFF_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        # This pins the counting across workers, not the latency: quick mocks and a deadline
+        # no loaded machine reaches (a 500 ms one once ended a request in a 504 here).
+        env |= {"BFF_DEADLINE_MS": "10000", "BFF_PRODUCT_TIMEOUT_MS": "8000"}
+        for kind in ("product", "reviews", "inventory"):
+            await mocks.faults(kind, latency_ms=1)
         async with running(["-m", "bff", "--port", "0"], env) as (proc, lines):
             admin = url_in(await lines.next_matching("bff admin on"))
             url = url_in(await lines.next_matching("bff listening on"))

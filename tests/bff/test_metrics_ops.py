@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from bff_support import AdminFor, BffClient, MakeBff, Mocks, get_many
-from process_support import TIMEOUT_S, running, url_in
+from process_support import TIMEOUT_S, running, url_in, worker_pids
 from pytest_aiohttp import AiohttpServer
 from test_metrics import Figures, delta, get, parse, scrape
 
@@ -147,10 +147,12 @@ class TestWorkerFigures:
         admin = await admin_for(bff)
         await asyncio.sleep(0.2)  # a few 50 ms loop-lag ticks
         figures = await scrape(admin)
-        assert get(figures, "bff_process_resident_memory_bytes") > 10_000_000
-        assert get(figures, "bff_process_open_fds") >= 3
-        assert get(figures, "bff_process_cpu_seconds") > 0
-        assert 0 < time.time() - get(figures, "bff_process_start_time_seconds") < 86_400
+        # One worker, no supervisor: worker 0.
+        assert get(figures, "bff_process_resident_memory_bytes", worker="0") > 10_000_000
+        assert get(figures, "bff_process_open_fds", worker="0") >= 3
+        assert get(figures, "bff_process_cpu_seconds", worker="0") > 0
+        started = get(figures, "bff_process_start_time_seconds", worker="0")
+        assert 0 < time.time() - started < 86_400
         [build] = samples(figures, "bff_build_info").items()
         labels = dict(build[0])
         assert build[1] == 1
@@ -162,40 +164,50 @@ class TestWorkerFigures:
 
 
 class TestTwoWorkers:
-    async def test_one_process_series_per_live_worker(self, mocks: Mocks, tmp_path: Path) -> None:
-        """Multiprocess mode: each worker's own figures, labelled by its pid; a worker that
-        dies takes its series with it, and its replacement brings its own."""
+    async def test_one_process_series_per_worker_and_a_restart_adds_none(
+        self, mocks: Mocks, tmp_path: Path
+    ) -> None:
+        """Multiprocess mode: each worker's own figures, labelled by its index (never its pid:
+        that made new series at every restart); a worker that dies is replaced under the same
+        index, whose series now shows the new process (a later start time)."""
         env = {**mocks.env(), "BFF_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
         async with running(["-m", "bff", "--port", "0"], env) as (proc, lines):
             admin = url_in(await lines.next_matching("bff admin on"))
             url_in(await lines.next_matching("bff listening on"))
             timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                figures, pids = await worker_pids(session, admin, lambda pids: len(pids) == 2)
-                assert str(proc.pid) not in pids  # the workers, not the supervisor
-                assert str(os.getpid()) not in pids
+                figures, first = await started_by_worker(session, admin, lambda _: True)
                 rss = samples(figures, "bff_process_resident_memory_bytes")
+                assert set(rss) == {
+                    frozenset({("worker", "0")}),
+                    frozenset({("worker", "1")}),
+                }
                 assert all(value > 10_000_000 for value in rss.values())
                 assert len(samples(figures, "bff_build_info")) == 1
-                killed = min(pids)
-                os.kill(int(killed), signal.SIGKILL)
-                _, after = await worker_pids(
-                    session, admin, lambda now: len(now) == 2 and killed not in now
+                os.kill(min(worker_pids(proc.pid)), signal.SIGKILL)
+                figures, after = await started_by_worker(
+                    session, admin, lambda now: now.keys() == first.keys() and now != first
                 )
-        assert pids - after == {killed}
+        assert after.keys() == {"0", "1"}, "the replacement took its predecessor's index"
+        assert sum(after[w] != first[w] for w in after) == 1, "one worker was replaced"
+        assert sum(after[w] > first[w] for w in after) == 1, "by a process started later"
+        for name in ("bff_process_cpu_seconds", "bff_process_open_fds"):
+            assert len(samples(figures, name)) == 2, name
 
 
-async def worker_pids(
-    session: aiohttp.ClientSession, admin: str, done: Callable[[set[str]], bool]
-) -> tuple[Figures, set[str]]:
-    """Scrape until the pids of `bff_process_resident_memory_bytes` satisfy `done`."""
+async def started_by_worker(
+    session: aiohttp.ClientSession, admin: str, done: Callable[[dict[str, float]], bool]
+) -> tuple[Figures, dict[str, float]]:
+    """Scrape until both workers' start times are in and satisfy `done`: ({worker: start})."""
     async with asyncio.timeout(TIMEOUT_S):
         while True:
             with contextlib.suppress(aiohttp.ClientConnectionError):
                 async with session.get(f"{admin}/metrics") as resp:
                     figures = parse(await resp.text())
-                rss = samples(figures, "bff_process_resident_memory_bytes")
-                pids = {dict(labels)["pid"] for labels in rss}
-                if done(pids):
-                    return figures, pids
+                series = samples(figures, "bff_process_start_time_seconds")
+                started = {
+                    dict(labels).get("worker", "?"): value for labels, value in series.items()
+                }
+                if len(started) == 2 and done(started):
+                    return figures, started
             await asyncio.sleep(0.1)

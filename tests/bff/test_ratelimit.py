@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
-from bff_support import AdminFor, BffClient, MakeBff, Mocks
+from bff_support import AdminFor, BffClient, MakeBff, Mocks, timed_get
 from edge_support import SECRET, claims, hs256
+from multidict import CIMultiDict
 from redis_support import RedisServer, free_port
 
 from bff.edge import ratelimit
 from bff.edge.client_ip import ClientIp
+from bff.errors import RateLimited
 from bff.settings import RateLimitSettings, Settings, SettingsError
 
 # 3 requests per client in any 1 s window.
@@ -80,6 +82,18 @@ class TestBurst:
         assert await statuses(client, 5) == [200] * 5
 
 
+def client_ip(peer: str, forwarded_lines: list[str]) -> str:
+    """The key for a request from `peer` with these `X-Forwarded-For` lines, our proxies being
+    127.0.0.1 and 10.0.0.0/8."""
+    resolve = ClientIp(
+        Settings.from_env({"BFF_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8"}).edge.trusted_proxies
+    )
+    headers = CIMultiDict(("X-Forwarded-For", line) for line in forwarded_lines)
+    request = make_mocked_request("GET", "/", headers=headers)
+    request._transport_peername = (peer, 1234)  # type: ignore[attr-defined]
+    return resolve(request)
+
+
 class TestClientKey:
     """The key is the verified subject, else the IP; X-Forwarded-For only from trusted proxies."""
 
@@ -131,13 +145,44 @@ class TestClientKey:
         ],
     )
     def test_client_ip(self, peer: str, forwarded: str | None, expected: str) -> None:
-        resolve = ClientIp(
-            Settings.from_env({"BFF_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8"}).edge.trusted_proxies
-        )
-        headers = {"X-Forwarded-For": forwarded} if forwarded else {}
-        request = make_mocked_request("GET", "/", headers=headers)
-        request._transport_peername = (peer, 1234)  # type: ignore[attr-defined]
-        assert resolve(request) == expected
+        lines = [forwarded] if forwarded else []
+        assert client_ip(peer, lines) == expected
+
+    @pytest.mark.parametrize(
+        ("lines", "expected"),
+        [
+            # A line of the client's own, then the one our proxy added: the header is every
+            # line in order (RFC 9110), and the proxy's entry is the client.
+            (["198.51.100.99", "203.0.113.7"], "203.0.113.7"),
+            (["198.51.100.99", "203.0.113.7", "10.0.0.5"], "203.0.113.7"),
+            (["198.51.100.99, 203.0.113.7", "10.0.0.5"], "203.0.113.7"),
+            # A hop that is not an address stops the walk: nothing left of it can be told
+            # apart from what the client wrote, so the last good hop is the key.
+            (["198.51.100.99, not-an-ip, 10.0.0.5"], "10.0.0.5"),
+            (["198.51.100.99", "not-an-ip", "10.0.0.5"], "10.0.0.5"),
+            (["198.51.100.99,,10.0.0.5"], "10.0.0.5"),
+            (["198.51.100.99, 203.0.113.7:80:80"], "127.0.0.1"),
+            (["198.51.100.99 203.0.113.7"], "127.0.0.1"),
+        ],
+    )
+    def test_several_lines_and_a_garbage_hop_cannot_choose_the_key(
+        self, lines: list[str], expected: str
+    ) -> None:
+        assert client_ip("127.0.0.1", lines) == expected
+
+    async def test_a_line_of_the_clients_own_does_not_pick_its_bucket(
+        self, make_bff: MakeBff
+    ) -> None:
+        """Through the whole BFF: a new first line on every request, the same proxy line."""
+        client = await make_bff(**TIGHT, BFF_TRUSTED_PROXIES="127.0.0.1/32")
+        seen = []
+        for i in range(4):
+            headers = CIMultiDict(
+                [("X-Forwarded-For", f"198.51.100.{i}"), ("X-Forwarded-For", "203.0.113.9")]
+            )
+            async with client.get("/product-details/P001", headers=headers) as resp:
+                seen.append(resp.status)
+        assert seen == [200, 200, 200, 429]
 
 
 class TestSettings:
@@ -203,8 +248,10 @@ class TestRedisStorage:
     """With Redis the allowance is shared by every instance; if Redis fails we fail open."""
 
     async def test_limit_is_shared_by_two_instances(
-        self, make_bff: MakeBff, redis_url: str
+        self, make_bff: MakeBff, redis_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        # This pins the sharing, not how fast a busy machine answers: a generous bound.
+        monkeypatch.setattr(ratelimit, "REDIS_BOUND_S", 0.5)
         # A unique client per run: Redis outlives a single test.
         env = {**TIGHT, "BFF_REDIS_URL": redis_url, "BFF_TRUSTED_PROXIES": "127.0.0.1"}
         xff = {"X-Forwarded-For": f"198.51.100.{int(time.time() * 1000) % 250}"}
@@ -220,3 +267,130 @@ class TestRedisStorage:
     async def test_fails_open_when_redis_is_down(self, make_bff: MakeBff) -> None:
         client = await make_bff(**TIGHT, BFF_REDIS_URL=f"redis://127.0.0.1:{free_port()}")
         assert await statuses(client, 5) == [200] * 5
+
+
+DEADLINE_S = 0.5  # the BFF's default
+
+
+async def limited_again(client: BffClient) -> None:
+    """Until a new client's fourth request in a second is refused: the shared limit holds
+    again (bounded: Redis is skipped for `PAUSE_S` after failures, then probed)."""
+    async with asyncio.timeout(5 * ratelimit.PAUSE_S + 5):
+        for n in range(10_000):
+            xff = {"X-Forwarded-For": f"203.0.113.{n % 250}", "X-Request-ID": f"again-{n}"}
+            if await statuses(client, 4, **xff) == [200, 200, 200, 429]:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def answered_in_time(client: BffClient, count: int) -> list[int]:
+    """`count` requests from one client, each bounded: a request Redis holds fails here
+    (it used to wait for as long as Redis was stopped)."""
+    got = []
+    for i in range(count):
+        async with asyncio.timeout(4 * DEADLINE_S):
+            resp, _, took = await timed_get(
+                client, f"/product-details/P{i}", headers={"X-Forwarded-For": "198.51.100.77"}
+            )
+        assert took < DEADLINE_S, f"request {i} took {took:.3f} s"
+        got.append(resp.status)
+    return got
+
+
+class TestRedisNeverHoldsARequest:
+    """Shared limits on a real redis-server that is stopped (SIGSTOP: the kernel accepts its
+    connections, nothing answers) or killed: every answer is a 200 within the deadline
+    (fail open), and limiting resumes once Redis is back."""
+
+    async def test_a_stopped_redis(self, make_bff: MakeBff, redis_server: RedisServer) -> None:
+        client = await make_bff(
+            **TIGHT, BFF_REDIS_URL=redis_server.url, BFF_TRUSTED_PROXIES="127.0.0.1"
+        )
+        await limited_again(client)
+        with redis_server.stopped():
+            assert await answered_in_time(client, 20) == [200] * 20
+        await limited_again(client)
+
+    async def test_a_killed_redis(self, make_bff: MakeBff, redis_server: RedisServer) -> None:
+        client = await make_bff(
+            **TIGHT, BFF_REDIS_URL=redis_server.url, BFF_TRUSTED_PROXIES="127.0.0.1"
+        )
+        await limited_again(client)
+        redis_server.kill()
+        assert await answered_in_time(client, 20) == [200] * 20
+        redis_server.start()  # the same port
+        await limited_again(client)
+
+
+@pytest.fixture
+async def shared(redis_server: RedisServer) -> AsyncIterator[ratelimit.RateLimiter]:
+    """A limiter of 3 per second on the test's redis-server, connected (one decision made)."""
+    limiter = ratelimit.RateLimiter(RateLimitSettings(rate=3, burst=3, storage=redis_server.url))
+    try:
+        assert await allowed(limiter, "warm", 1) == 1
+        yield limiter
+    finally:
+        await limiter.close()
+
+
+async def allowed(limiter: ratelimit.RateLimiter, key: str, count: int) -> int:
+    """How many of `count` checks for `key` pass."""
+    passed = 0
+    for _ in range(count):
+        try:
+            await limiter.check(key)
+        except RateLimited:
+            continue
+        passed += 1
+    return passed
+
+
+class TestRedisBounds:
+    """How long a decision may wait on Redis, and what makes the limiter skip it."""
+
+    async def test_a_decision_waits_no_longer_than_its_bound(
+        self, shared: ratelimit.RateLimiter, redis_server: RedisServer
+    ) -> None:
+        with redis_server.stopped():
+            started = time.monotonic()
+            assert await allowed(shared, "held", 1) == 1  # fail open
+            took = time.monotonic() - started
+        # A few ms; 100 ms leaves room for a busy machine and is still far below a deadline.
+        assert took < 0.1
+
+    async def test_a_short_budget_bounds_the_wait_and_is_not_held_against_redis(
+        self, shared: ratelimit.RateLimiter, redis_server: RedisServer
+    ) -> None:
+        with redis_server.stopped():
+            started = time.monotonic()
+            for i in range(10):
+                await shared.check(f"budget-{i}", budget_s=0.0)  # nothing left: no wait
+            took = time.monotonic() - started
+        assert took < 5 * ratelimit.REDIS_BOUND_S  # 10 waits of the bound would be 10 times
+        # Not Redis' fault: it is not skipped, the limit holds at once.
+        assert await allowed(shared, "after-budget", 4) == 3
+
+    async def test_failures_in_a_row_skip_redis_for_a_pause(
+        self,
+        shared: ratelimit.RateLimiter,
+        redis_server: RedisServer,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setattr(ratelimit, "PAUSE_S", 0.3)
+        with redis_server.stopped():
+            for i in range(ratelimit.FAIL_MAX):
+                await shared.check(f"held-{i}")
+        assert await allowed(shared, "paused", 4) == 4  # skipped: every request passes
+        await asyncio.sleep(0.3)  # the pause is time, nothing to wait on but the clock
+        assert await allowed(shared, "probed", 4) == 3
+
+    async def test_one_failure_among_successes_does_not_pause(
+        self, shared: ratelimit.RateLimiter, redis_server: RedisServer
+    ) -> None:
+        with redis_server.stopped():
+            for i in range(ratelimit.FAIL_MAX - 1):
+                await shared.check(f"held-{i}")
+        assert await allowed(shared, "between", 1) == 1  # a success resets the count
+        with redis_server.stopped():
+            await shared.check("held-again")
+        assert await allowed(shared, "still-limited", 4) == 3

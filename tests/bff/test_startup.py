@@ -22,12 +22,26 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from process_support import ROOT, clean_env, running, url_in
+from process_support import (
+    ROOT,
+    Lines,
+    Process,
+    announced_mocks,
+    clean_env,
+    group_alive,
+    group_gone,
+    running,
+    stop,
+    url_in,
+)
 from pytest_aiohttp import AiohttpServer
+
+from bff.listeners import Address, reserve
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +81,41 @@ def occupied() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+@contextmanager
+def left_in_time_wait() -> Iterator[int]:
+    """A port another server just left: it listened (with SO_REUSEADDR, as nginx, Go's
+    net/http, uvicorn and aiohttp do), accepted 5 connections and closed each first, then
+    closed. Its side of each connection stays in TIME_WAIT for 60 s. (A server without
+    SO_REUSEADDR leaves TIME_WAITs that no one can bind past on Linux, with or without it.)"""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = int(server.getsockname()[1])
+        clients = []
+        for _ in range(5):
+            clients.append(socket.create_connection(("127.0.0.1", port)))
+            accepted, _ = server.accept()
+            accepted.close()  # the server closes first: the TIME_WAIT is on its side
+    for client in clients:
+        client.close()
+    deadline = time.monotonic() + STEP_S
+    while time_waits(port) < 5:  # the clients' FINs are on their way
+        assert time.monotonic() < deadline, f"no TIME_WAIT on port {port}"
+        time.sleep(0.01)
+    yield port
+
+
+def time_waits(port: int) -> int:
+    """Sockets in TIME_WAIT on local port `port` (/proc/net/tcp; state 06)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1
+        for row in rows
+        if int(row.split()[1].split(":")[1], 16) == port and row.split()[3] == "06"
+    )
 
 
 @pytest.fixture
@@ -127,12 +176,24 @@ class TestAddressInUse:
                     "--product-port=0",
                     f"--reviews-port={port}",
                     "--inventory-port=0",
+                    "--lab-port=0",
                 ]
             )
         assert out.returncode == 2, out.stderr
         assert "Traceback" not in out.stderr
         assert f"cannot listen on 127.0.0.1:{port}: address already in use" in out.stderr
         assert "http://" not in out.stdout, "nothing is announced when one service can't start"
+
+    def test_a_start_under_way_is_not_joined(self) -> None:
+        """Another supervisor holds the address (reserved, its workers not listening yet):
+        a second deployment is refused, whoever of the two was first to bind."""
+        reservation = reserve(Address("127.0.0.1", 0))
+        try:
+            out = run_to_exit(["-m", "bff", "--workers", "2", "--port", str(reservation.port)])
+        finally:
+            reservation.close()
+        assert_one_line_refusal(out, f"127.0.0.1:{reservation.port}")
+        assert "address already in use" in out.stderr
 
     @pytest.mark.parametrize("workers", ["1", "2"])
     def test_a_bad_host(self, workers: str) -> None:
@@ -141,49 +202,45 @@ class TestAddressInUse:
         assert_one_line_refusal(out, "no-such-host.invalid")
 
 
-async def spawn_bff(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bff",
-        "--port=0",
-        cwd=ROOT,
-        env=clean_env({"BFF_SHUTDOWN_GRACE_S": str(GRACE_S), "BFF_DRAIN_DELAY_S": "1", **env}),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,  # its own group: the workers can be found, and killed, by it
-    )
+BFF_ARGS = ["-m", "bff", "--port=0"]
+START_ENV = {"BFF_SHUTDOWN_GRACE_S": str(GRACE_S), "BFF_DRAIN_DELAY_S": "1"}
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+class TestTimeWait:
+    """A port whose last server closed its connections first is free: its TIME_WAIT sockets
+    are no listener, and a start there must not be refused (it used to be, exit 2, for 60 s)."""
+
+    @pytest.mark.parametrize("workers", ["1", "2"])
+    @pytest.mark.parametrize("flag", ["--port", "--admin-port"])
+    async def test_the_bff_starts(self, workers: str, flag: str) -> None:
+        with left_in_time_wait() as port:
+            other = "--admin-port" if flag == "--port" else "--port"
+            args = ["-m", "bff", "--workers", workers, flag, str(port), other, "0"]
+            async with running(args) as (_, lines):
+                admin = url_in(await lines.next_matching("bff admin on"))
+                public = url_in(await lines.next_matching("bff listening on"))
+                assert port_of(public if flag == "--port" else admin) == port
+                assert await openapi_statuses(public, 4) == [200] * 4
+
+    async def test_the_mocks_start(self) -> None:
+        with left_in_time_wait() as port:
+            args = ["-m", "mock_services", "--product-port=0", f"--reviews-port={port}"]
+            async with running([*args, "--inventory-port=0", "--lab-port=0"]) as (_, lines):
+                urls = await announced_mocks(lines)
+        assert port_of(urls["reviews"]) == port
 
 
-async def stopped_cleanly(proc: asyncio.subprocess.Process, sig: int) -> tuple[int, str]:
+async def stopped_cleanly(proc: Process, lines: Lines, sig: int) -> tuple[int, str]:
     """Send `sig`; return (exit code, output) once the process has exited, asserting that it
     did so within the grace period and left no worker behind."""
-    assert proc.stdout is not None
-    proc.send_signal(sig)
     sent = time.monotonic()
-    try:
-        output = await asyncio.wait_for(proc.stdout.read(), GRACE_S + 5)
-        code = await asyncio.wait_for(proc.wait(), 5)
-    finally:
-        if group_alive(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
+    code = await stop(proc, sig, within_s=GRACE_S + 5)
     took = time.monotonic() - sent
     assert took < GRACE_S, f"took {took:.1f} s"
-    for _ in range(50):  # workers exit just before their supervisor: allow the reaping
-        if not group_alive(proc.pid):
-            break
-        await asyncio.sleep(0.1)
-    assert not group_alive(proc.pid), "a worker outlived the supervisor"
-    return code, output.decode(errors="replace")
+    # Workers exit just before their supervisor: allow for the reaping.
+    assert await group_gone(proc.pid, 5.0), "a worker outlived the supervisor"
+    lines.rest()
+    return code, "\n".join(lines.seen)
 
 
 @pytest.fixture
@@ -231,10 +288,10 @@ class TestSignalsDuringStartUp:
     async def test_stops_with_exit_0(self, sig: int, workers: str, after_s: float) -> None:
         """As soon as it catches signals (still importing aiohttp & co), then while workers
         spawn and start (0.3 s, 1 s later)."""
-        proc = await spawn_bff({"BFF_WORKERS": workers})
-        await catching_sigterm(proc.pid)
-        await asyncio.sleep(after_s)
-        code, output = await stopped_cleanly(proc, sig)
+        async with running(BFF_ARGS, {**START_ENV, "BFF_WORKERS": workers}) as (proc, lines):
+            await catching_sigterm(proc.pid)
+            await asyncio.sleep(after_s)
+            code, output = await stopped_cleanly(proc, lines, sig)
         assert code == 0, output
         assert "Traceback" not in output
 
@@ -243,9 +300,10 @@ class TestSignalsDuringStartUp:
         self, slow_jwks: tuple[str, asyncio.Event], workers: str
     ) -> None:
         url, arrived = slow_jwks
-        proc = await spawn_bff({"BFF_WORKERS": workers, "BFF_AUTH_JWT_JWKS_URL": url})
-        await asyncio.wait_for(arrived.wait(), STEP_S)  # a worker is inside its start-up
-        code, output = await stopped_cleanly(proc, signal.SIGTERM)
+        env = {**START_ENV, "BFF_WORKERS": workers, "BFF_AUTH_JWT_JWKS_URL": url}
+        async with running(BFF_ARGS, env) as (proc, lines):
+            await asyncio.wait_for(arrived.wait(), STEP_S)  # a worker is inside its start-up
+            code, output = await stopped_cleanly(proc, lines, signal.SIGTERM)
         assert code == 0, output
         assert "listening on" not in output
         assert "Traceback" not in output
@@ -287,7 +345,17 @@ class TestOrphans:
     async def test_workers_stop_when_their_supervisor_is_killed(self) -> None:
         """SIGKILL to the supervisor, whose output reader is gone too (a killed `make run`,
         a timed-out test): its workers notice, stop, and free the port."""
-        proc = await spawn_bff({"BFF_WORKERS": "2"})
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *BFF_ARGS,
+            cwd=ROOT,
+            env=clean_env({**START_ENV, "BFF_WORKERS": "2"}),
+            stdin=asyncio.subprocess.DEVNULL,
+            # A pipe, not the launcher's file: the reader going away is the case under test.
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
         assert proc.stdout is not None
         try:
             for _ in range(200):
@@ -298,11 +366,7 @@ class TestOrphans:
             port = port_of(line.split()[3].decode())
             proc._transport.close()  # type: ignore[attr-defined]  # our end of its pipes
             proc.kill()  # the supervisor only; the workers are its children
-            for _ in range(int(STEP_S / 0.1)):
-                if not group_alive(proc.pid):
-                    break
-                await asyncio.sleep(0.1)
-            assert not group_alive(proc.pid), "orphaned workers kept running"
+            assert await group_gone(proc.pid, STEP_S), "orphaned workers kept running"
             with socket.socket() as sock:
                 assert sock.connect_ex(("127.0.0.1", port)) != 0, "the port is still served"
         finally:

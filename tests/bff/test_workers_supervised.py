@@ -11,25 +11,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from bff_support import Mocks
-from process_support import TIMEOUT_S, running, url_in
+from process_support import TIMEOUT_S, running, url_in, worker_pids
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.slow
 OPEN = 2.0  # bff_breaker_state: 0 closed, 1 half-open, 2 open
-
-
-def worker_pids(supervisor: int) -> set[int]:
-    """The supervisor's worker processes (multiprocessing's spawned children)."""
-    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
-    pids = set()
-    for pid in map(int, children):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except FileNotFoundError:
-            continue
-        if b"spawn_main" in cmdline:
-            pids.add(pid)
-    return pids
 
 
 def breaker_states(text: str) -> dict[str, float]:
