@@ -146,7 +146,7 @@ class TestFailures:
     ) -> None:
         """A stopped redis-server (SIGSTOP: the kernel accepts, nothing answers), behind a tier
         with the default bound: a miss after 5 ms, as docs/caching.md promises."""
-        bound_s = CacheSettings().redis_timeout_ms / 1000
+        bound_s = CacheSettings().redis_timeout_s
         assert bound_s == 0.005
         tier = RedisTier(redis_server.url, timeout_s=bound_s)
         try:
