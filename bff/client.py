@@ -394,7 +394,8 @@ class DownstreamClient:
             self._attempted("cancelled" if cancelled else "error", span, exc)
             raise
         finally:
-            permit.release()  # a no-op once reported; neutral for everything else
+            if not permit.done:
+                permit.release()  # neutral: a bad body, a cut budget, a cancellation
         failed = reply.error
         if failed is None:
             self._attempted("ok", span, reply)

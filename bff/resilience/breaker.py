@@ -71,6 +71,7 @@ class ServiceBreaker:
         "_run_to_open",
         "name",
         "settings",
+        "state",
     )
 
     def __init__(
@@ -83,17 +84,15 @@ class ServiceBreaker:
         self._outcomes = SlidingCounts(2, settings.window_s)
         self._failed_in_a_row = 0
         self._run_to_open = max(CONSECUTIVE_FAILURES, settings.min_calls)
+        # 'closed', 'open' or 'half-open': pybreaker's state, kept by its listener (read on
+        # every attempt, where pybreaker's property chain cost three calls).
+        self.state = str(pybreaker.STATE_CLOSED)
         self._cb = pybreaker.CircuitBreaker(
             reset_timeout=settings.reset_timeout_s,
             throw_new_error_on_trip=False,
             name=name,
             listeners=[_Listener(self, on_transition)],
         )
-
-    @property
-    def state(self) -> str:
-        """'closed', 'open' or 'half-open'."""
-        return str(self._cb.current_state)
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -145,6 +144,7 @@ class ServiceBreaker:
             self._cb.open()
 
     def _transitioned(self, new_state: str) -> None:
+        self.state = new_state
         # Each closed spell starts with an empty window and no run: what happened before the
         # outage (or during it) says nothing about the service the probe just found healthy.
         self._outcomes.clear()
@@ -154,33 +154,36 @@ class ServiceBreaker:
 
 
 class Permit:
-    """The right to make one attempt; the first report of how it went is the one that counts."""
+    """The right to make one attempt; the first report of how it went is the one that counts
+    (`done` says whether one was made: a caller may skip a `release()` that would do nothing)."""
 
-    __slots__ = ("_breaker", "_done", "probe")
+    __slots__ = ("_breaker", "done", "probe")
 
     def __init__(self, breaker: ServiceBreaker, *, probe: bool) -> None:
         self._breaker = breaker
         self.probe = probe
-        self._done = False
+        self.done = False
 
     def success(self) -> None:
-        if self._finish():
+        if not self.done:
+            self.done = True
+            if self.probe:
+                self._breaker._probe_in_flight = False
             self._breaker._record(failed=False, probe=self.probe)
 
     def failure(self) -> None:
-        if self._finish():
+        if not self.done:
+            self.done = True
+            if self.probe:
+                self._breaker._probe_in_flight = False
             self._breaker._record(failed=True, probe=self.probe)
 
     def release(self) -> None:
-        self._finish()
-
-    def _finish(self) -> bool:
-        if self._done:
-            return False
-        self._done = True
-        if self.probe:
-            self._breaker._probe_in_flight = False
-        return True
+        """Neutral: nothing is counted (a probe's slot is freed for the next caller)."""
+        if not self.done:
+            self.done = True
+            if self.probe:
+                self._breaker._probe_in_flight = False
 
 
 class _Listener(pybreaker.CircuitBreakerListener):
