@@ -153,7 +153,7 @@ class ProductDetails:
             lookup is not None and fetcher.in_flight(lookup.key) for _, _, lookup in missing
         )
         admission = self._admission
-        await admission.enter(ctx.deadline_at, cheap)
+        started = await admission.enter(ctx.deadline_at, cheap)
         try:
             loop = asyncio.get_running_loop()
             tasks = [
@@ -162,7 +162,7 @@ class ProductDetails:
             ]
             await _wait(tasks, [part.required for _, part, _ in missing], ctx)
         finally:
-            admission.done()
+            admission.done(None if cheap else started)
         for (i, part, _), task in zip(missing, tasks, strict=True):
             values[i] = _outcome(task, part)
 
@@ -186,11 +186,14 @@ class ProductDetails:
                 missing.append((i, part, lookup))
         admission = self._admission
         tasks: dict[asyncio.Task[Any], tuple[int, Part[Any]]] = {}
+        started: float | None = None
         if missing:
             cheap = all(
                 lookup is not None and fetcher.in_flight(lookup.key) for *_, lookup in missing
             )
-            await admission.enter(ctx.deadline_at, cheap)
+            started = await admission.enter(ctx.deadline_at, cheap)
+            if cheap:
+                started = None
         try:
             loop = asyncio.get_running_loop()
             for i, part, lookup in missing:
@@ -201,7 +204,7 @@ class ProductDetails:
             for task in tasks:
                 task.cancel()
             if missing:
-                admission.done()
+                admission.done(started)
 
     async def _write_lines(
         self,

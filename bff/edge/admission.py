@@ -49,26 +49,31 @@ from bff.errors import ServiceOverloaded
 from bff.observability import metrics
 from bff.resilience.loop_lag import LoopLag
 
-__all__ = ["INTERVAL_S", "MIN_LIMIT", "RESERVE_SHARE", "TARGET_SHARE", "Admission"]
+__all__ = ["GAIN", "INITIAL_LIMIT", "INTERVAL_S", "RESERVE_SHARE", "TARGET_SHARE", "Admission"]
 
 TARGET_SHARE = 0.1  # of the deadline: a loop this late is congested
 RESERVE_SHARE = 0.2  # of the deadline: what a miss needs left to be worth starting
 INTERVAL_S = 0.1
-# A start that lets a fresh worker serve a burst while it learns (64 misses at work at once
-# is ~700/s at seed latencies); a floor that keeps a congested one serving. Halving, as TCP
-# does, takes a limit from 64 to its floor in under half a second: the requests admitted
-# meanwhile are what a congested loop makes late.
+# The limit never goes under this: a worker serves a burst of misses at once while it has
+# yet to learn its rate (64 at once is ~700 misses/s at seed latencies).
 INITIAL_LIMIT = 64
-MIN_LIMIT = 4
-_SHRINK = 0.5
-_GROW = 0.1
+GAIN = 2.0  # BBR's window gain: room for the rate to grow, and for the loop's own delays
+# The rate is counted over a second (a 100 ms count swings with the loop's turns: a turn that
+# finishes 200 misses at once is not a rate of 2,000 a second), its best kept for 5 s.
+RATE_SPAN_S = 1.0
+RATE_WINDOW_S = 5.0
+SHORTEST_WINDOW_S = 10.0
 
 
 class Admission:
     __slots__ = (
-        "_demand",
+        "_counts",
+        "_finished",
+        "_floor",
         "_interval_end",
         "_interval_min",
+        "_rates",
+        "_shortest",
         "_waiters",
         "congested",
         "enabled",
@@ -102,7 +107,14 @@ class Admission:
         self.congested = False
         self.in_flight = 0  # misses at work
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._demand = False  # misses waited during this interval
+        self._floor = int(self.limit)
+        self._finished = 0  # misses finished in this interval
+        # Misses finished in each of the last intervals (RATE_SPAN_S of them), and the rate
+        # over that span at each interval's end, for the last RATE_WINDOW_S.
+        self._counts: deque[int] = deque(maxlen=max(1, round(RATE_SPAN_S / interval_s)))
+        self._rates: deque[float] = deque(maxlen=max(1, round(RATE_WINDOW_S / interval_s)))
+        # (second, the shortest miss that started in it), for the last SHORTEST_WINDOW_S.
+        self._shortest: deque[tuple[int, float]] = deque()
         self._interval_min = float("inf")
         self._interval_end = 0.0
         self.loop_lag: LoopLag | None = None  # set once the worker's probe runs
@@ -129,22 +141,36 @@ class Admission:
             self._interval_end = now + self.interval_s
             return
         self.queue_delay_s = least = self._interval_min
+        self.congested = self.enabled and least > self.target_s
+        counts = self._counts
+        counts.append(self._finished)
+        self._finished = 0
+        if len(counts) == counts.maxlen:
+            self._rates.append(sum(counts) / (len(counts) * self.interval_s))
         if self.enabled:
-            self.congested = least > self.target_s
-            if self.congested:
-                self.limit = max(float(MIN_LIMIT), self.limit * _SHRINK)
-            elif self._demand:
-                self.limit = min(
-                    float(self.max_in_flight), self.limit + max(1.0, self.limit * _GROW)
-                )
-                self._let_in()
-        self._demand = False
+            self._learn(now)
         self._interval_min = float("inf")
         self._interval_end = now + self.interval_s
 
+    def _learn(self, now: float) -> None:
+        """The limit from what the worker delivers: twice its best rate of finished misses
+        (the last 2 s) times the shortest time a miss took (the last 10 s), as BBR sizes a
+        window from bandwidth and round trip."""
+        while self._shortest and now - self._shortest[0][0] > SHORTEST_WINDOW_S:
+            self._shortest.popleft()
+        if not self._shortest or not self._rates:
+            return
+        shortest = min(s for _, s in self._shortest)
+        best_rate = max(self._rates)
+        limit = min(float(self.max_in_flight), max(float(self._floor), GAIN * best_rate * shortest))
+        if self.congested and limit > self.limit:
+            return  # a loop running late is given no more work than it has
+        self.limit = limit
+        self._let_in()
+
     # -- a miss -----------------------------------------------------------------------------
 
-    async def enter(self, deadline_at: float, cheap: bool) -> None:
+    async def enter(self, deadline_at: float, cheap: bool) -> float:
         """Let a miss start its work, now or when its turn comes; or refuse it: raises
         `ServiceOverloaded`. `deadline_at`: its deadline on the loop's clock; `cheap`: it
         only joins calls already running. The caller calls `done()` once the work ends."""
@@ -155,19 +181,19 @@ class Admission:
             raise ServiceOverloaded("the request's deadline passed while it was queued")
         if cheap or (self.in_flight < self.limit and not self._waiters):
             self.in_flight += 1
-            return
+            return time.perf_counter()
         if self.in_flight + len(self._waiters) >= self.max_in_flight:
             self.refused["in_flight"] += 1
             raise ServiceOverloaded("this worker is at its in-flight ceiling")
         if left <= self.reserve_s:
             self.refused["overloaded"] += 1
             raise ServiceOverloaded("this worker is busy; the deadline leaves no time to wait")
-        self._demand = True
         turn = loop.create_future()
         self._waiters.append(turn)
         try:
             async with asyncio.timeout_at(deadline_at - self.reserve_s):
                 await turn  # `done` hands over its slot: in_flight is ours already
+            return time.perf_counter()
         except BaseException as exc:
             if turn.done() and not turn.cancelled():
                 self.done()  # the slot was handed to us as we left: pass it on
@@ -182,15 +208,33 @@ class Admission:
                 ) from None
             raise
 
-    def done(self) -> None:
-        """A miss's work ended: its slot goes to the next waiter, if the limit allows."""
+    def done(self, started: float | None = None) -> None:
+        """A miss's work ended (it started at `started`, perf_counter; None for one that only
+        joined calls already running: its time says nothing of the work): its slot goes to
+        the next waiter, if the limit allows."""
         self.in_flight -= 1
+        if started is not None:
+            self._finished += 1
+            took = time.perf_counter() - started
+            second = int(started)
+            shortest = self._shortest
+            if shortest and shortest[-1][0] == second:
+                if took < shortest[-1][1]:
+                    shortest[-1] = (second, took)
+            else:
+                shortest.append((second, took))
         self._let_in()
 
     def _let_in(self) -> None:
+        """The next waiters in, while the limit allows: the first come while the worker keeps
+        up; the last come while its loop runs late (Facebook's adaptive LIFO: a miss that
+        just arrived has its whole deadline for its calls, while the oldest ones, whose
+        deadlines a late loop would spend anyway, are refused when only the reserve is
+        left)."""
         waiters = self._waiters
+        lifo = self.congested
         while waiters and self.in_flight < self.limit:
-            turn = waiters.popleft()
+            turn = waiters.pop() if lifo else waiters.popleft()
             if not turn.done():
                 self.in_flight += 1
                 turn.set_result(None)
