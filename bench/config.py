@@ -154,10 +154,11 @@ SCENARIOS: tuple[Scenario, ...] = (
 # The closed-loop concurrencies at seed latencies: the plot's x axis, and "ours at its best".
 CONCURRENCY_LADDER = ("seed-64", "seed-256", "seed-1024")
 
-# Start, readiness and stop of one target (2 workers, 1,024 connections at most), measured in
-# smoke runs on the shared 2-core machine: 3-5 s. A herd or a stream takes a few seconds more.
-TARGET_OVERHEAD_S = 5.0
-PROBE_S = 6.0
+# Start, readiness and stop of one target, and its share of the mocks' start: 1-3 s a target
+# in smoke runs on the shared 2-core machine (3 s with 1,024 connections to close). A herd or
+# a stream's requests take a few seconds more.
+TARGET_OVERHEAD_S = 3.0
+PROBE_S = 5.0
 
 
 class ConfigError(ValueError):
