@@ -62,8 +62,10 @@ screenshots: install
 	SCREENSHOTS_DIR=docs/images $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/browser/test_screenshots.py
 
-# The benchmark (bench/README.md): ours vs a plain baseline, report in bench/results/.
-# Knobs: BENCH_QUICK=1 (~1 min), BENCH_WORKERS=N, BENCH_TRACING=1, BENCH_SCENARIOS=a,b.
+# The benchmark (bench/README.md): ours vs a plain baseline, report in bench/results/; a full
+# run takes ~8.5 minutes (~13 with BENCH_BEFORE). Knobs: BENCH_QUICK=1 (~3.5 min),
+# BENCH_SCENARIOS=a,b, BENCH_BEFORE=<checkout with its .venv>, BENCH_PROFILE=1 (py-spy),
+# BENCH_WORKERS=N, BENCH_TRACING=1.
 BENCH_STAMP := $(VENV)/.bench-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -7,11 +7,12 @@ import argparse
 import datetime as dt
 import os
 import sys
+import time
 
 from bench import machine, report
 from bench.config import Config, ConfigError
-from bench.load_targets import load_targets
 from bench.runner import ROOT, Run
+from bench.verdicts import promises
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracing", action="store_true", help="100%% sampling (BENCH_TRACING=1)")
     parser.add_argument("--scenarios", help="comma-separated names (BENCH_SCENARIOS; all)")
     parser.add_argument("--out", help="report directory (BENCH_OUT; bench/results)")
+    parser.add_argument("--before", help="another checkout with its .venv (BENCH_BEFORE)")
+    parser.add_argument("--profile", action="store_true", help="py-spy profiles (BENCH_PROFILE=1)")
     args = parser.parse_args(argv)
     env = dict(os.environ)
     for flag, name, value in (
@@ -29,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         (args.workers, "BENCH_WORKERS", str(args.workers)),
         (args.scenarios, "BENCH_SCENARIOS", args.scenarios),
         (args.out, "BENCH_OUT", args.out),
+        (args.before, "BENCH_BEFORE", args.before),
+        (args.profile, "BENCH_PROFILE", "1"),
     ):
         if flag:
             env[name] = value
@@ -37,15 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         parser.exit(2, f"python -m bench: {exc}\n")
     started = dt.datetime.now(dt.UTC)
+    clock = time.monotonic()
     facts = machine.facts(ROOT)
     results = Run(config).execute()
     knobs = " ".join(f"{k}={env[k]}" for k in sorted(env) if k.startswith("BENCH_"))
-    path = report.write(config, results, facts, started, f"{knobs} make bench".strip())
-    print(f"bench: report written to {path}")
-    goals = report.targets(results, config.tracing) + load_targets(results, config.tracing)
-    for what, figure, ok in goals:
+    took = time.monotonic() - clock
+    path = report.write(config, results, facts, started, f"{knobs} make bench".strip(), took)
+    print(f"bench: report written to {path} ({took / 60:.1f} minutes)")
+    for what, figure, ok in promises(results, config.tracing):
         verdict = {True: "met   ", False: "MISSED", None: "-     "}[ok]
-        print(f"  target {verdict} {what}: {figure}")
+        print(f"  promise {verdict} {what}: {figure}")
     return 0
 
 

@@ -48,10 +48,13 @@ class Proc:
         return ProcessFailed(f"{self.name}: {why}\n--- last output ---\n{tail}")
 
     def wait_for_urls(self, count: int, timeout_s: float = 30.0) -> list[str]:
-        """The first `count` http:// addresses the process printed (its bound ports)."""
+        """The first `count` http:// addresses the process announced (its bound ports), on
+        lines of their own: a JSON log line (ours logs its configuration first, with the
+        downstreams' URLs) is not an announcement."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            urls = _URL.findall(self.output())
+            lines = self.output().splitlines()
+            urls = [u for line in lines if not line.startswith("{") for u in _URL.findall(line)]
             if len(urls) >= count:
                 return urls[:count]
             if self.popen.poll() is not None:
@@ -74,11 +77,19 @@ class Proc:
         return self.popen.returncode
 
 
-def start(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path, cwd: Path) -> Proc:
+def start(
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    log_dir: Path,
+    cwd: Path,
+    python: str = sys.executable,
+) -> Proc:
+    """`python argv...` in `cwd`; `python` is another checkout's venv for the `before` target."""
     log = log_dir / f"{name}.log"
     with log.open("wb") as out:
         popen = subprocess.Popen(
-            [sys.executable, *argv],
+            [python, *argv],
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,
