@@ -192,16 +192,8 @@ class TestStaleIfError:
     ) -> None:
         """A copy with an ETag outlives its windows (kept to revalidate): at the instant its
         stale-if-error window closes it is found, and no longer served stale."""
-        r = req()
-        store(
-            cache,
-            r,
-            await look(cache, r),
-            b"old",
-            Cache_Control="max-age=2, stale-if-error=60",
-            Age="1",
-            ETag='"v1"',
-        )
+        r, cc = req(), "max-age=2, stale-if-error=60"
+        store(cache, r, await look(cache, r), b"old", Cache_Control=cc, Age="1", ETag='"v1"')
         clock.advance(60)  # 1 s before the window closes (binary fractions: exact)
         lookup = await look(cache, r)
         assert lookup.entry is not None
