@@ -3,9 +3,11 @@
 A private name can change in any release without notice. Each use below is checked when this
 module is imported (a missing name raises `CompatError` at start, never a silent no-op), and
 pinned by a behaviour test in tests/bff/test_compat.py that fails loudly when the library
-changes under it. Other modules reach these names only through what this module exports
-(`bff.edge.protocol` reads `IDLE_ATTRIBUTES` itself, on every request's first bytes, where a
-function call of ours would be one more on the hot path).
+changes under it. Other modules reach these names only through what this module exports,
+with two exceptions that this module still checks at import: `bff.edge.protocol` reads
+`IDLE_ATTRIBUTES` itself, on every request's first bytes, where a function call of ours would
+be one more on the hot path; and `bff.server.BffRunner` overrides `AppRunner._make_server`
+(aiohttp offers no other way to choose the runner's Server).
 
     aiohttp         ClientSession._retry_connection      the client's silent re-send
                     AppRunner._make_server               the runner's Server, whose class we swap

@@ -5,9 +5,10 @@
     ├── EdgeRejection             turned away at the door (bff.edge), before any work
     │   ├── Unauthorized          401: auth is on and the bearer token is missing or invalid
     │   ├── CorsRejected          403: a preflight from an origin or for a method not allowed
-    │   ├── BodyTooLarge          413: a body on GET/HEAD beyond the cap
+    │   ├── BodyTooLarge          413: a GET or HEAD that carries a body
     │   ├── RateLimited           429: this client spent its allowance
-    │   └── ServiceOverloaded     503: over the concurrency limit, or the deadline went by queued
+    │   └── ServiceOverloaded     503: the worker cannot keep up (bff.edge.admission), is at
+    │                             its in-flight ceiling, or the deadline went by queued
     └── DownstreamError           one downstream call failed; `.reason` is the contract's word
         ├── DownstreamTimeout     timeout       (no answer in time, or the service's own 504)
         ├── CircuitOpen           circuit_open  (breaker open: no call was made)

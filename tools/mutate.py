@@ -9,7 +9,7 @@ those tests against each mutant, each under a timeout derived from the test's ow
 The report (`docs/mutation.md`) gives the score per module and every surviving mutant, marked
 "equivalent" (with the reason, from `EQUIVALENT` below) or "to kill".
 
-    python tools/mutate.py [--groups client,fanout] [--jobs 2] [--report docs/mutation.md]
+    python tools/mutate.py [--groups client,request] [--jobs 2] [--report docs/mutation.md]
     python tools/mutate.py --report-only    # the report again from the last runs' results
 
 To follow a change: edit `GROUPS` (modules and their tests), and move a survivor that cannot
@@ -47,131 +47,119 @@ class Group:
 
 # Every mutant of a function runs all the tests that cover it until one fails, so a group's
 # time is about (mutants that survive) x (its tests' duration): the groups keep to the files
-# that really exercise their modules. The client is split in two: the attempt's pieces are
-# pinned by unit tests and a hostile downstream, the loop around them by the integration
-# tests; together they took over 30 min as one group.
+# that really exercise their modules, mostly the folder of tests/bff/ that mirrors them
+# (tests/README.md). Every module of bff/ is in one group (tests/test_mutation_groups.py
+# checks it, and that each test path exists: a missing one would be dropped silently).
 _HOSTILE_FAST = ("-k", "not probe_of_a_half_open_breaker")  # 14 s, the breaker group's job
 GROUPS: tuple[Group, ...] = (
     Group(
         "client",
-        "client policy: one attempt",
+        "client: one call, its attempts, retries and hedges",
+        ("bff/client.py", "bff/parts.py", "bff/models.py"),
         (
-            "bff/clients/attempt.py",
-            "bff/clients/classify.py",
-            "bff/clients/mapping.py",
-            "bff/clients/transport.py",
-        ),
-        (
-            "tests/bff/test_resilience_client.py",
-            "tests/bff/test_resilience_parts.py",
-            "tests/bff/test_attempt_verdicts.py",
-            "tests/bff/test_retry_planning.py",
-            "tests/bff/test_request_sent_downstream.py",
-            "tests/bff/test_attempt_budget_header.py",
-            "tests/bff/test_retry_goes_elsewhere.py",
-            "tests/bff/test_retry_that_cannot_go.py",
-            "tests/bff/test_body_cap_counts_every_byte.py",
-            "tests/bff/test_error_body_keeps_the_connection.py",
-            "tests/bff/test_attempt_bounds.py",
-            "tests/bff/test_call_records.py",
-            "tests/bff/test_tracing.py",  # each attempt's client span: 2 s
-            "tests/bff/test_failure_detail_names_the_cause.py",
-            "tests/bff/test_retry_after_leading_zeros.py",
-            "tests/bff/test_downstream_answers_checked.py",
-            "tests/bff/test_hostile_downstream.py",
-            "tests/bff/test_retry_fits_latency.py",
+            "tests/bff/client",
+            "tests/bff/test_parts.py",
+            "tests/bff/observability/test_tracing.py",  # each attempt's client span: 2 s
+            # The breaker's hook and the pool's service name, as an operator sees them.
+            "tests/bff/observability/test_metrics.py::TestResilienceCounters",
         ),
         _HOSTILE_FAST,
     ),
     Group(
-        "client-loop",
-        "client policy: the call and its retries",
+        "request",
+        "request path: handler, fan-out, merge and answer",
         (
-            "bff/clients/base.py",
-            "bff/clients/retry.py",
-            "bff/clients/hedge_leg.py",
-            "bff/clients/hedging.py",
+            "bff/product_details.py",
+            "bff/middleware.py",
             "bff/context.py",
-            "bff/parts.py",
+            "bff/answer.py",
+            "bff/validation.py",
+            "bff/problems.py",
+            "bff/errors.py",
         ),
         (
-            "tests/bff/test_resilience_client.py",
-            "tests/bff/test_call_records.py",
-            "tests/bff/test_endpoint_declaration.py",
-            "tests/bff/test_attempt_budget_header.py",
-            "tests/bff/test_retry_planning.py",
-            "tests/bff/test_tracing.py",
-            # The breaker's hook and the pool's service name, as an operator sees them.
-            "tests/bff/test_metrics.py::TestSingleWorker::test_retries_degraded_answers_and_breaker_state",
-            "tests/bff/test_metrics_ops.py::TestResilienceCounters",
-            "tests/bff/test_compat.py",
-            "tests/bff/test_downstream_answers_checked.py",
-            "tests/bff/test_resilience.py",
-            "tests/bff/test_hedging.py",
-            "tests/bff/test_hedge_race.py",
-            "tests/bff/test_hedge_leg.py",
-            "tests/bff/test_parts.py",
-        ),
-    ),
-    Group(
-        "fanout",
-        "fan-out and merge",
-        ("bff/aggregate.py", "bff/fetch_part.py"),
-        (
-            "tests/bff/test_fanout_safety_net.py",
-            "tests/bff/test_include.py",
-            "tests/bff/test_caching.py",
+            "tests/bff/product_details",
             "tests/bff/test_contract.py",
-            "tests/bff/test_degradation.py",
-            "tests/bff/test_deadline.py",
-            "tests/bff/test_limits_at_the_boundary.py",
+            "tests/bff/test_answer.py",
+            "tests/bff/test_validation.py",
+            "tests/bff/test_forwarded_headers.py",
+            "tests/bff/test_problems.py",
+            "tests/bff/observability/test_logging.py",  # the access line: the one report
+            "tests/bff/client/test_call_records.py",
         ),
     ),
     Group(
         "resilience",
-        "breaker, retry budget and backoff",
+        "breaker, retry budget, instances, discovery, loop lag",
+        ("bff/resilience/*.py",),
         (
-            "bff/resilience/breaker.py",
-            "bff/resilience/window.py",
-            "bff/resilience/budget.py",
-            "bff/resilience/backoff.py",
-        ),
-        (
-            "tests/bff/test_resilience_client.py",
-            "tests/bff/test_resilience_parts.py",
-            "tests/bff/test_resilience.py",
-            "tests/bff/test_backoff_full_jitter.py",
-            "tests/bff/test_breaker_retry_after.py",
-            "tests/bff/test_breaker_transitions_reported.py",
-            "tests/bff/test_breaker_probe_decides.py",
-            "tests/bff/test_breaker_consecutive.py::TestARunOfFailures",
-            "tests/bff/test_permit_reports_once.py",
-            "tests/bff/test_sliding_window.py",
-            "tests/bff/test_metrics_ops.py::TestResilienceCounters",
+            "tests/bff/resilience",
+            "tests/bff/client/test_retries.py",
+            "tests/bff/client/test_hedging.py",
+            "tests/bff/client/test_bulkhead.py",
+            "tests/bff/observability/test_metrics.py::TestResilienceCounters",
         ),
     ),
     Group(
         "cache",
         "part cache",
-        ("bff/cache/*.py", "bff/answer/*.py"),
-        ("tests/bff/cache", "tests/bff/answer", "tests/bff/test_caching.py"),
+        ("bff/cache/*.py",),
+        ("tests/bff/cache",),
     ),
     Group(
         "edge",
-        "edge guard",
-        ("bff/edge/guard.py", "bff/resilience/adaptive.py"),
+        "edge: guard, admission, protocol and the protections",
+        ("bff/edge/*.py",),
         (
-            "tests/bff/test_shedding.py",
-            "tests/bff/test_server_limits.py",
-            "tests/bff/test_auth.py",
-            "tests/bff/test_cors.py",
-            "tests/bff/test_ratelimit.py",
-            "tests/bff/test_drain_connection_close.py",
-            "tests/bff/test_limits_at_the_boundary.py",
-            "tests/bff/test_adaptive_limit.py",
-            "tests/bff/test_edge_limit.py",
-            "tests/bff/test_overload.py",
-            "tests/bff/test_queueing.py",
+            "tests/bff/edge",
+            "tests/bff/test_contract.py",
+            "tests/bff/test_compat.py",
+            "tests/bff/admin/test_admin.py",
+        ),
+    ),
+    Group(
+        "settings",
+        "settings and the configuration shown",
+        ("bff/settings/*.py", "bff/effective_config.py"),
+        (
+            "tests/bff/settings",
+            "tests/bff/test_effective_config.py",
+            "tests/bff/edge/test_auth.py::TestAuthSettings",
+            "tests/bff/edge/test_cors.py::TestSettings",
+            "tests/bff/edge/test_jwks.py::TestSettings",
+            "tests/bff/edge/test_ratelimit.py::TestSettings",
+            "tests/bff/observability/test_tracing.py::TestSettings",
+            "tests/bff/admin/test_admin.py::TestSettings",
+        ),
+    ),
+    Group(
+        "observability",
+        "metrics, logs, traces and the admin listener",
+        ("bff/observability/*.py", "bff/admin/*.py"),
+        ("tests/bff/observability", "tests/bff/admin"),
+    ),
+    Group(
+        "process",
+        "the app, its server, workers and start-up",
+        (
+            "bff/__init__.py",
+            "bff/__main__.py",
+            "bff/app.py",
+            "bff/server.py",
+            "bff/supervisor.py",
+            "bff/listeners.py",
+            "bff/lifecycle.py",
+            "bff/keys.py",
+            "bff/_compat.py",
+        ),
+        (
+            # Most of these modules run in `python -m bff`, which the slow tests start and
+            # mutmut leaves out (they would run the unmutated code): the in-process ones.
+            "tests/bff/test_server.py",
+            "tests/bff/test_compat.py",
+            "tests/bff/test_contract.py",
+            "tests/bff/admin/test_admin.py",
+            "tests/bff/edge/test_drain.py",
         ),
     ),
 )
@@ -248,7 +236,7 @@ _DURATION_AT_REPORT = (
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 # Survivors that a slow test kills (mutmut's runs leave slow tests out: they start
 # `python -m bff`, which runs the unmutated code): mutant name -> the test; checked by hand.
-_TLS_TEST = "tests/bff/test_tls_downstream.py"
+_TLS_TEST = "tests/bff/client/test_tls_downstream.py"
 KILLED_BY_SLOW_TESTS: dict[str, str] = {
     f"bff.clients.transport.x_send__mutmut_{n}": _TLS_TEST for n in (17, 18, 20, 21, 22, 31, 35)
 }

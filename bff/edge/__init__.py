@@ -8,7 +8,7 @@
     protocol.py       the HTTP protocol: each request's receive time, parser errors as problems
     cors.py, auth.py, jwks.py, ratelimit.py, client_ip.py    the protections themselves
     server_limits.py  request line, header size and count, keep-alive and header-read timeouts
-    drain.py          the graceful drain on SIGTERM
+    drain.py          the graceful drain on SIGTERM (SIGINT, SIGHUP)
 
 Each protection costs nothing when it is off (a `None` check). Client headers that travel
 downstream are checked in `bff.validation`.

@@ -14,7 +14,7 @@ worker that turns work away fast spends its time turning it away. So:
 - a cache miss starts its work (its downstream calls) if fewer than `limit` misses are at
   work in this worker; otherwise it waits, first come first served, in a queue that costs
   nothing but a future; each miss that finishes lets the next one in;
-- a waiting miss whose deadline no longer holds `reserve` (a fifth of the deadline: 100 ms of
+- a waiting miss whose deadline no longer holds `reserve_s` (a fifth of the deadline: 100 ms of
   the default 500 ms, for its calls) is refused there and then: 503 with `Retry-After`. So
   every answer, refusals included, goes out within the deadline, and a refusal costs the
   worker one parse and one small answer, once per deadline at most for each client;
@@ -26,9 +26,10 @@ The limit follows how late the worker's loop runs, the way CoDel judges a queue 
 Jacobson, ACM Queue 2012): a burst that is worked off is a good queue; a delay that never
 goes away is a bad one. The delay is the loop-lag probe's (bff.resilience.loop_lag: how late a
 10 ms timer fires, which is how long bytes that arrive now wait before the loop reads them)
-and each request's measured wait before its handler. At the end of each `interval` (100 ms):
+and each request's measured wait before its handler. At the end of each interval
+(`INTERVAL_S`, 100 ms):
 
-- if even the smallest delay of the interval was above `target` (a tenth of the deadline,
+- if even the smallest delay of the interval was above `target_s` (a tenth of the deadline,
   50 ms), the work in progress is too much for the loop: the limit halves
   (not below `MIN_LIMIT`), and the worker is *congested* until an interval with a delay
   under the target;

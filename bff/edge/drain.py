@@ -1,4 +1,5 @@
-"""Graceful drain of one worker on SIGTERM: nothing accepted is ever dropped.
+"""Graceful drain of one worker on SIGTERM (or SIGINT, SIGHUP: bff.server): nothing accepted is
+ever dropped.
 
 1. `/readyz` answers 503 at once, and every response says `Connection: close`, so load
    balancers stop sending and keep-alive clients move elsewhere;

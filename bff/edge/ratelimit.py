@@ -1,15 +1,15 @@
 """Per-client rate limit on the `limits` library: `burst` requests in a `burst/rate` s window.
 
-Two storages, chosen by BFF_RATE_LIMIT_STORAGE:
+Two storages, memory unless BFF_REDIS_URL is set (`RateLimitSettings.storage`):
 
-- `memory://` (default): per worker, limits' *synchronous* MemoryStorage and strategies. They
-  do no I/O, so calling them on the event loop never blocks, and they are far cheaper than the
+- `memory://`: per worker, limits' *synchronous* MemoryStorage and strategies. They do no
+  I/O, so calling them on the event loop never blocks, and they are far cheaper than the
   async MemoryStorage (measured, 1000 clients: about 6 µs a hit against 70-120 µs, because the
   async one schedules an expiry sweep, and for the moving window a thread hop, on every hit).
   The sync storage has a thread of its own, though: see `_LoopMemoryStorage`.
-- `redis://host:port`: limits' async Redis storage (coredis), one limit shared by every
-  worker and instance. Redis must never hold a request, so every decision through it is
-  bounded (`REDIS_BOUND_S`, never more than the time the request has left): past the bound,
+- `redis://host:port` (BFF_REDIS_URL): limits' async Redis storage (coredis), one limit shared
+  by every worker and instance. Redis must never hold a request, so every decision through it
+  is bounded (`REDIS_BOUND_S`, never more than the time the request has left): past the bound,
   or on any error, the request passes (fail open: the limiter must not become the outage).
   After `FAIL_MAX` failures in a row Redis is skipped for `PAUSE_S`, logged once per pause,
   then one request probes it again. A timeout cut short by the request's own budget says

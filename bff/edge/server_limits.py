@@ -1,7 +1,8 @@
 """Limits on what one connection may send, handed to aiohttp's protocol (not per request).
 
-- Request line, header line size and header count: past them aiohttp's parser answers 400
-  and closes the connection, before any of our code runs (so that answer is plain text).
+- Request line, header line size and header count: past them aiohttp's parser refuses the
+  request and closes the connection, before any middleware runs; the 400 is still a problem
+  document with a request id (bff.edge.protocol answers for the parser).
 - `keepalive_timeout`: aiohttp arms this timer when a connection opens and after each
   response, and closes the connection if no complete request head has arrived when it fires.
   It is both the idle keep-alive timeout and the bound on a slow client trickling headers.

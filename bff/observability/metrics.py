@@ -19,7 +19,8 @@
                                                                     work), queued (deadline spent
                                                                     before the handler), in_flight
                                                                     (the fixed cap), rate_limited
-    bff_concurrency_limit             gauge                         misses at work at once (sum)
+    bff_concurrency_limit             gauge                         the most misses at work at once
+                                                                    (admission's limit; sum)
     bff_admission_waiting             gauge                         misses waiting their turn (sum)
     bff_admission_shedding            gauge                         1 while a worker's loop runs
                                                                     late (max over live workers)

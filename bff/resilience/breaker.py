@@ -25,7 +25,7 @@ When to open is decided here, not by pybreaker's own count. Two rules, either on
 within 20 of its calls per worker, and chance practically never makes such a run. A service
 failing half its calls at random (one the retries and the rate rule are meant to ride out)
 makes one in 2^20, once in a million calls; at 35 % failures 0.35^20, under one in a billion
-(`tests/bff/test_breaker_consecutive.py` measures both ends). A run of 10 would open such a
+(`tests/bff/resilience/test_breaker.py` measures both ends). A run of 10 would open such a
 half-failing service once every thousand calls. It is never shorter than `min_calls`: a
 breaker told not to judge on fewer calls (`min_calls` of 1000, a breaker that does not open)
 is not opened by the run either. pybreaker still owns the states and their listeners

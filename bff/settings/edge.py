@@ -27,7 +27,7 @@ __all__ = [
 
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
 RateLimitStrategy = Literal["moving-window", "fixed-window"]
-# Requests in flight per worker, at most (BFF_MAX_IN_FLIGHT's default).
+# Cache misses at work or waiting their turn per worker, at most (BFF_MAX_IN_FLIGHT's default).
 MAX_IN_FLIGHT = 1024
 
 
@@ -185,8 +185,8 @@ class EdgeSettings:
     max_header_size: int = 8190
     # A browser sends about 20 headers; aiohttp would accept 32768.
     max_headers: int = 100
-    # The API takes no body: 16 KiB refuses an upload at once and leaves room for a client
-    # that sends a small one with GET.
+    # The API takes no body (the edge guard answers 413 to a GET or HEAD with one): this only
+    # bounds what a handler would read, 16 KiB, refusing an upload at once.
     max_body_bytes: int = 16 * 1024
     # aiohttp runs this idle timer from the connection's start and after each response until
     # a whole request head has arrived: it is the keep-alive and the header-read timeout.

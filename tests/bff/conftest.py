@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp import web
-from bff_support import KINDS, BffClient, MakeBff, Mocks
+from bff_support import KINDS, BffClient, LogLines, MakeBff, Mocks
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 from runner_support import Serve
 from settings_support import tuned
@@ -16,6 +20,7 @@ from settings_support import tuned
 from bff.admin import create_admin_app
 from bff.app import create_app
 from bff.keys import LIFECYCLE, SETTINGS
+from bff.observability.logging import processors_for
 from bff.server import make_runner
 from bff.settings import Settings
 from mock_services import create_service_app
@@ -28,7 +33,7 @@ async def mocks(aiohttp_server: AiohttpServer) -> AsyncIterator[Mocks]:
     # mock_services` does: a mock stops working when the BFF gives up on it.
     servers = {k: await aiohttp_server(create_service_app(k)) for k in KINDS}
     async with aiohttp.ClientSession() as session:
-        yield Mocks(servers, session)
+        yield Mocks(servers, session, aiohttp_server)
 
 
 @pytest.fixture
@@ -46,6 +51,23 @@ def make_bff(aiohttp_client: AiohttpClient, mocks: Mocks) -> MakeBff:
 @pytest.fixture
 async def bff(make_bff: MakeBff) -> BffClient:
     return await make_bff()
+
+
+@pytest.fixture
+def make_uncached_bff(make_bff: MakeBff) -> MakeBff:
+    """`make_bff` with the part cache off: for tests of what live calls do (retries, breakers,
+    instances, bulkheads), which a stored copy would answer instead (the cache in the request
+    path: tests/bff/cache/test_caching.py)."""
+
+    async def make(fields: Mapping[str, Any] | None = None, **env: Any) -> BffClient:
+        return await make_bff(fields, **{"BFF_CACHE": "off", **env})
+
+    return make
+
+
+@pytest.fixture
+async def uncached_bff(make_uncached_bff: MakeBff) -> BffClient:
+    return await make_uncached_bff()
 
 
 @pytest.fixture
@@ -75,12 +97,15 @@ def app_of(served_apps: dict[str, web.Application]) -> Callable[[str], web.Appli
 
 @pytest.fixture
 async def serve(mocks: Mocks, served_apps: dict[str, web.Application]) -> AsyncIterator[Serve]:
-    """Start the BFF with the production runner on a free port; returns its base URL. (The
-    heap is settled as a worker's is, for every test module: tests/conftest.py.)"""
+    """Start the BFF with the production runner (`python -m bff`'s: our protocol class, the
+    server limits) on 127.0.0.1, a free port, in the test's loop, from environment variables
+    and `fields` as `make_bff` takes them; returns its base URL (`app_of(url)`: its app).
+    The mocks answer in 5 ms. (The heap is settled as a worker's is, for every test module:
+    tests/conftest.py.)"""
     runners: list[web.AppRunner] = []
 
-    async def start(**env: str) -> str:
-        settings = Settings.from_env({**mocks.env(), **env})
+    async def start(fields: Mapping[str, Any] | None = None, **env: str) -> str:
+        settings = tuned(Settings.from_env({**mocks.env(), **env}), fields or {})
         app = create_app(settings)
         runner = make_runner(app, settings)
         await runner.setup()
@@ -97,3 +122,17 @@ async def serve(mocks: Mocks, served_apps: dict[str, web.Application]) -> AsyncI
     finally:
         for runner in runners:
             await runner.cleanup()
+
+
+@pytest.fixture
+def log_lines() -> Iterator[LogLines]:
+    """Every line logged during the test, parsed as JSON (parsing fails the test otherwise)."""
+    buffer = io.BytesIO()
+    structlog.configure(
+        processors=processors_for("json"),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        logger_factory=structlog.BytesLoggerFactory(buffer),
+        cache_logger_on_first_use=False,
+    )
+    yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines()]
+    structlog.reset_defaults()

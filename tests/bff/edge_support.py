@@ -1,4 +1,5 @@
-"""Helpers for the edge tests: signing keys and tokens, raw HTTP, a BFF on its real runner."""
+"""Helpers for the edge tests: signing keys and tokens, and raw HTTP (the BFF on its real
+runner is the `serve` fixture)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,12 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
-from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from settings_support import tuned
-
-from bff.app import create_app
-from bff.server import make_runner
-from bff.settings import Settings
+from yarl import URL
 
 SECRET = "s3cret-for-tests-only-0123456789abcdef"
 ISSUER = "https://issuer.test"
@@ -92,26 +86,6 @@ def tamper_payload(token: str, **changes: Any) -> str:
     return f"{head}.{_b64(json.dumps(data).encode())}.{sig}"
 
 
-@asynccontextmanager
-async def real_bff(
-    env: dict[str, str], fields: Mapping[str, Any] | None = None
-) -> AsyncIterator[tuple[str, int, web.Application]]:
-    """The BFF on the runner `python -m bff` uses (server limits included), on 127.0.0.1:0;
-    `fields`: dotted settings no variable sets (`{"edge.max_headers": 50}`)."""
-    settings = Settings.from_env({"BFF_HOST": "127.0.0.1", "BFF_PORT": "0", **env})
-    settings = tuned(settings, fields or {})
-    app = create_app(settings)
-    runner = make_runner(app, settings)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield "127.0.0.1", port, app
-    finally:
-        await runner.cleanup()
-
-
 class RawResponse:
     def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.status = status
@@ -125,9 +99,19 @@ class RawResponse:
         return None
 
 
-async def raw_request(host: str, port: int, data: bytes, *, head: bool = False) -> RawResponse:
-    """Send bytes as they are (no client library to tidy them), read one response."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), STEP_S)
+def address(url: str) -> tuple[str, int]:
+    """(host, port) of a base URL such as `serve` returns."""
+    parsed = URL(url)
+    assert parsed.host is not None
+    assert parsed.port is not None
+    return parsed.host, parsed.port
+
+
+async def raw_request(url: str, data: bytes, *, head: bool = False) -> RawResponse:
+    """Send bytes as they are (no client library to tidy them) to the server at `url`, read
+    one response."""
+    connecting = asyncio.open_connection(*address(url))
+    reader, writer = await asyncio.wait_for(connecting, STEP_S)
     try:
         writer.write(data)
         await writer.drain()

@@ -4,11 +4,9 @@ to make that loop busy between a request's arrival and its handler."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 import pytest
 
 from bff.edge.protocol import BffRequestHandler
@@ -26,9 +24,3 @@ def busy_after_receipt(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
         original(self, data)
 
     monkeypatch.setattr(BffRequestHandler, "data_received", data_received)
-
-
-def total_ms(resp: aiohttp.ClientResponse) -> float:
-    match = re.search(r"total;dur=([\d.]+)", resp.headers["Server-Timing"])
-    assert match is not None, resp.headers["Server-Timing"]
-    return float(match.group(1))

@@ -6,11 +6,10 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
 
 import aiohttp
 import pytest
-from process_support import announced_mocks, clean_env, running, stop, url_in
+from process_support import announced_mocks, run_to_exit, running, stop, url_in
 
 pytestmark = pytest.mark.slow
 
@@ -19,14 +18,7 @@ PASSWORD = "pa55word"
 
 def exited(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m bff ARGS` run to its end (a refusal, --help, --print-config)."""
-    return subprocess.run(
-        [sys.executable, "-m", "bff", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=clean_env(env),
-        stdin=subprocess.DEVNULL,
-    )
+    return run_to_exit(["-m", "bff", *args], env)
 
 
 def test_help_lists_the_flags() -> None:

@@ -13,12 +13,12 @@ import pytest
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
-from bff_support import Mocks
-from edge_support import raw_request, real_bff
+from edge_support import raw_request
 from limits import RateLimitItemPerSecond
 from limits.aio import storage as aio_storage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from prometheus_client import Histogram
+from runner_support import Serve
 
 from bff import _compat
 from bff._compat import (
@@ -78,9 +78,8 @@ class TestAiohttpServer:
     """The runner's Server and its protocol become ours, and parser errors reach our
     `handle_error`."""
 
-    async def test_parser_errors_reach_our_handler(self, mocks: Mocks) -> None:
-        async with real_bff(mocks.env()) as (host, port, _app):
-            answer = await raw_request(host, port, b"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n")
+    async def test_parser_errors_reach_our_handler(self, serve: Serve) -> None:
+        answer = await raw_request(await serve(), b"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert answer.status == 400
         assert answer.header("Content-Type") == "application/problem+json"
 

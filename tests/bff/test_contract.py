@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from bff_support import KINDS, BffClient, Mocks, server_timing
+from bff_support import KINDS, BffClient, MakeBff, Mocks, server_timing
 
 from mock_services.catalogue import (
     find_id_with_review_count,
@@ -141,3 +141,16 @@ class TestHeaders:
         assert durations["reviews"] >= 80
         assert durations["inventory"] >= 30
         assert durations["total"] >= durations["reviews"]
+
+
+class TestRequestBody:
+    """A GET with a body is a 413, however small the body; without one it is served."""
+
+    async def test_a_one_byte_body_is_refused_and_none_is_served(self, make_bff: MakeBff) -> None:
+        bff = await make_bff()
+        async with bff.get("/product-details/P001") as resp:
+            assert resp.status == 200
+        async with bff.get("/product-details/P001", data=b"x") as resp:
+            assert resp.status == 413
+            body = await resp.json(content_type=None)
+        assert body["detail"] == "a GET or HEAD request carries no body"

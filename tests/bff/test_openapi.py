@@ -9,9 +9,7 @@ The number of examples is bounded to keep the suite fast.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from importlib.resources import files
 from typing import Any
@@ -19,8 +17,9 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from aiohttp import web
+from bff_support import KINDS
 from hypothesis import HealthCheck, settings
+from server_thread_support import ServerThread
 
 from bff.app import create_app
 from bff.server import make_runner
@@ -31,58 +30,22 @@ DOCUMENT = json.loads(files("bff").joinpath("openapi.json").read_text())
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 
-class LiveBff:
-    """Mocks and the BFF on loopback ports, served by an event loop in a background thread."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self._env = env
-        self._loop = asyncio.new_event_loop()
-        self._runners: list[web.AppRunner] = []
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.url = ""
-
-    def __enter__(self) -> LiveBff:
-        self._thread.start()
-        assert self._ready.wait(10), "the live BFF did not start"
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        self._loop.run_until_complete(self._main())
-        self._loop.close()
-
-    async def _start(self, app: web.Application, settings: Settings | None = None) -> int:
-        runner = make_runner(app, settings) if settings else web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self._runners.append(runner)
-        return int(runner.addresses[0][1])
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        env = dict(self._env)
-        for kind in ("product", "reviews", "inventory"):
-            port = await self._start(create_service_app(kind, latency_scale=0))
-            env[f"BFF_{kind.upper()}_URL"] = f"http://127.0.0.1:{port}"
-        settings = Settings.from_env(env)
-        self.url = f"http://127.0.0.1:{await self._start(create_app(settings), settings)}"
-        self._ready.set()
-        await self._stop.wait()
-        for runner in reversed(self._runners):
-            await runner.cleanup()
-
-
 @pytest.fixture(scope="module")
 def live_url() -> Iterator[str]:
-    # Rate limiting stays on, with room for the fuzzer's burst from one address.
-    with LiveBff({"BFF_RATE_LIMIT_RATE": "1000", "BFF_RATE_LIMIT_BURST": "5000"}) as live:
-        yield live.url
+    """Mocks (no simulated latency) and the BFF on its production runner, on loopback ports
+    served from a thread of their own: the fuzzer's calls block."""
+    servers = ServerThread()
+    try:
+        # Rate limiting stays on, with room for the fuzzer's burst from one address.
+        env = {"BFF_RATE_LIMIT_RATE": "1000", "BFF_RATE_LIMIT_BURST": "5000"}
+        for kind in KINDS:
+            url = servers.serve(create_service_app(kind, latency_scale=0))
+            env[f"BFF_{kind.upper()}_URL"] = url
+        bff_settings = Settings.from_env(env)
+        runner = lambda app: make_runner(app, bff_settings)  # noqa: E731 - the one use
+        yield servers.serve(create_app(bff_settings), runner=runner)
+    finally:
+        servers.close()
 
 
 class TestDocument:

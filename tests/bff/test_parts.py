@@ -1,4 +1,7 @@
-"""Parts are declared once: a fourth service is one `Part` and its settings, nothing else."""
+"""Parts are declared once: a fourth service is one `Part` and its settings, nothing else;
+and each element of a declaration (path prefix, body type, the ids in a body, what a 404
+means) is what the client calls and checks (declarations built here, not the gateway's
+three, which are built at import)."""
 
 from __future__ import annotations
 
@@ -6,11 +9,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+import pytest
 from aiohttp import web
-from bff_support import Mocks, server_timing
+from bff_support import Mocks, server_timing, stand_in
+from call_support import endpoint
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from bff.app import create_app
+from bff.errors import DownstreamUnavailable
+from bff.models import Inventory
 from bff.parts import PARTS, Part
 from bff.settings import Settings
 
@@ -39,9 +46,7 @@ async def _wishlist_service(aiohttp_server: AiohttpServer, *, fail: bool = False
         product_id = request.match_info["id"]
         return web.json_response({"productId": product_id, "wishes": 7})
 
-    app = web.Application()
-    app.router.add_get("/wishlist/{id}", answer)
-    server = await aiohttp_server(app)
+    server = await stand_in(aiohttp_server, answer, "/wishlist/{id}")
     return str(server.make_url("")).rstrip("/")
 
 
@@ -105,3 +110,37 @@ class TestDeclarations:
             "inventory": ("inventory",),
         }
         assert [p.name for p in PARTS if p.required] == ["product"]
+
+
+def _none() -> Inventory:
+    return Inventory("none", 0)
+
+
+class TestDeclaration:
+    """Path, decoding, the id check and the meaning of a 404, as declared."""
+
+    def test_every_part_is_used(self) -> None:
+        stock = endpoint(
+            "/stock/",
+            Inventory,
+            lambda i: (i.product_id,),
+            on_404=_none,
+            not_found=DownstreamUnavailable,
+        )
+        assert (
+            stock.prefix == "/stock/"
+        )  # a call asks for prefix + id (test_request_sent_downstream)
+        assert stock.decode(b'{"productId":"P001","stock":3}', "P001") == Inventory("P001", 3)
+        assert stock.on_404 is _none
+        assert stock.not_found is DownstreamUnavailable
+
+    def test_an_answer_about_another_id_says_which(self) -> None:
+        stock: Part[Inventory] = endpoint("/stock/", Inventory, lambda i: (i.product_id,))
+        with pytest.raises(msgspec.ValidationError) as refused:
+            stock.decode(b'{"productId":"P002","stock":3}', "P001")
+        assert str(refused.value) == "asked for 'P001', got 'P002'"
+
+    def test_the_body_type_is_enforced(self) -> None:
+        stock: Part[Inventory] = endpoint("/stock/", Inventory, lambda i: (i.product_id,))
+        with pytest.raises(msgspec.ValidationError):
+            stock.decode(b'{"productId":"P001","stock":-1}', "P001")

@@ -27,6 +27,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from bff_support import stand_in
 from process_support import (
     ROOT,
     Lines,
@@ -35,6 +36,7 @@ from process_support import (
     clean_env,
     group_alive,
     group_gone,
+    run_to_exit,
     running,
     stop,
     url_in,
@@ -49,20 +51,6 @@ STEP_S = 30.0  # bound on every wait; a refusal takes about a second
 GRACE_S = 5.0
 SECRET = "a-very-secret-hs256-key-0123456789abcdef"
 REDIS_PASSWORD = "hunter2-redis-password"
-
-
-def run_to_exit(
-    args: list[str], env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=clean_env(env),
-        capture_output=True,
-        text=True,
-        timeout=STEP_S,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def assert_one_line_refusal(out: subprocess.CompletedProcess[str], address: str) -> None:
@@ -254,9 +242,7 @@ async def slow_jwks(aiohttp_server: AiohttpServer) -> AsyncIterator[tuple[str, a
         await release.wait()
         return web.json_response({"keys": []})
 
-    app = web.Application()
-    app.router.add_get("/jwks", handle)
-    server = await aiohttp_server(app)
+    server = await stand_in(aiohttp_server, handle, "/jwks")
     yield str(server.make_url("/jwks")), arrived
     release.set()
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from browser_support import ServerThread, bound_socket, chromium, url_of
+from browser_support import chromium
 from selenium.webdriver.remote.webdriver import WebDriver
+from server_thread_support import ServerThread, bound_socket, url_of
 
 from bff.admin import create_admin_app
 from bff.app import create_app

@@ -18,18 +18,11 @@ from typing import Any
 import pytest
 from accessibility import accessibility_problems
 from aiohttp import web
-from browser_support import (
-    STEP_S,
-    ServerThread,
-    bound_socket,
-    open_page,
-    text_of,
-    url_of,
-    wait_until,
-)
+from browser_support import STEP_S, open_page, text_of, wait_until
 from conftest import Stack, start_stack
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from server_thread_support import ServerThread, bound_socket, url_of
 
 from mock_services import FaultSettings
 from mock_services.catalogue import ID_WITH_FIVE_REVIEWS

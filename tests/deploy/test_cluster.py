@@ -8,15 +8,14 @@ import io
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from deploy_support import ROOT, require_tool
+from deploy_support import require_tool
+from process_support import run_to_exit
 
 from deploy.cluster import Cluster, ClusterError, running
 from deploy.topology import Ports
@@ -44,16 +43,7 @@ class TestStartUp:
         assert c.processes == {}
 
     def test_an_invalid_cluster_port_exits_2_with_one_line(self) -> None:
-        env = {**os.environ, "BFF_CLUSTER_PORT": "eighty"}
-        result = subprocess.run(
-            [sys.executable, "-m", "deploy.cluster"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_to_exit(["-m", "deploy.cluster"], {"BFF_CLUSTER_PORT": "eighty"})
         assert result.returncode == 2
         assert result.stderr.startswith("make cluster: BFF_CLUSTER_PORT:")
         assert result.stderr.count("\n") == 1

@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from deploy_support import DEPLOY, ROOT, load_yaml
+from deploy_support import DEPLOY, load_yaml
+from process_support import running
 from prometheus_client.parser import text_string_to_metric_families
 
 from bff.settings import Settings
@@ -48,41 +45,20 @@ def queried_metrics() -> set[str]:
 
 
 @pytest.fixture
-def bff_processes(tmp_path: Path) -> Iterator[tuple[Ports, str]]:
+async def bff_processes() -> AsyncIterator[tuple[Ports, str]]:
     ports = Ports.free(replicas=1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BFF_", "PROMETHEUS_"))}
-    env |= {
+    env = {
         "BFF_PORT": str(ports.bff[0]),
         "BFF_ADMIN_PORT": str(ports.admin[0]),
         "BFF_PRODUCT_URL": f"http://127.0.0.1:{ports.mocks[0]}",
         "BFF_REVIEWS_URL": f"http://127.0.0.1:{ports.mocks[1]}",
         "BFF_INVENTORY_URL": f"http://127.0.0.1:{ports.mocks[2]}",
     }
-    mocks_cmd = [sys.executable, "-m", "mock_services", "--latency-scale", "0", "--lab-port", "0"]
+    mocks = ["-m", "mock_services", "--latency-scale", "0", "--lab-port", "0"]
     for flag, port in zip(("product", "reviews", "inventory"), ports.mocks, strict=True):
-        mocks_cmd += [f"--{flag}-port", str(port)]
-    with (tmp_path / "out.log").open("wb") as out:
-        procs = [
-            subprocess.Popen(mocks_cmd, cwd=ROOT, env=env, stdout=out, stderr=out),
-            subprocess.Popen(
-                [sys.executable, "-m", "bff", "--workers", "2"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=out,
-            ),
-        ]
-        try:
-            yield ports, metrics_url(ports.bff[0], ports.admin[0])
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+        mocks += [f"--{flag}-port", str(port)]
+    async with running(mocks, env), running(["-m", "bff", "--workers", "2"], env):
+        yield ports, metrics_url(ports.bff[0], ports.admin[0])
 
 
 async def wait_up(session: aiohttp.ClientSession, url: str) -> None:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
+from process_support import TIMEOUT_S, announced_mocks, running, stop
 
 from mock_services import FaultSettings
 from mock_services.catalogue import product_for
 from mock_services.cli import parse_args
 from mock_services.presets import PRESETS
-
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT_S = 10  # generous bound on every step; a healthy run takes well under a second
 
 
 class TestArguments:
@@ -85,31 +79,13 @@ class TestProcess:
 
     @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
     async def test_serves_and_stops_cleanly(self, sig: signal.Signals) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "mock_services",
-            "--product-port=0",
-            "--reviews-port=0",
-            "--inventory-port=0",
-            "--lab-port=0",
-            "--latency-scale=0",
-            "--preset=inventory-down",
-            cwd=ROOT,
-            # Not the developer's OTEL_* variables: the process sees only what the test sets.
-            env={k: v for k, v in os.environ.items() if not k.startswith(("BFF_", "OTEL_"))},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        try:
-            urls = {}
-            for _ in range(4):
-                line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)
-                name, url = line.decode().split()
-                urls[name] = url
-            assert list(urls) == ["product", "reviews", "inventory", "lab"]
+        args = ["-m", "mock_services", "--product-port=0", "--reviews-port=0"]
+        args += ["--inventory-port=0", "--lab-port=0", "--latency-scale=0"]
+        args += ["--preset=inventory-down"]
+        names = ("product", "reviews", "inventory", "lab")
+        async with running(args) as (proc, lines):
+            urls = await announced_mocks(lines, names)
+            assert list(urls) == list(names)
             assert all(not url.rstrip("/").endswith(":0") for url in urls.values())
 
             timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
@@ -123,13 +99,8 @@ class TestProcess:
                     assert resp.status == 200
                     assert "Fault lab" in await resp.text()
 
-            proc.send_signal(sig)
-            returncode = await asyncio.wait_for(proc.wait(), TIMEOUT_S)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        stderr = (await proc.stderr.read()).decode()
-        assert returncode == 0, stderr
-        assert "Traceback" not in stderr
-        assert "product GET /products/P001 200" in stderr
+            returncode = await stop(proc, sig)
+        output = "\n".join(lines.seen)
+        assert returncode == 0, output
+        assert "Traceback" not in output
+        assert "product GET /products/P001 200" in output

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from pathlib import Path
-
 import aiohttp
 import pytest
 from mock_support import KINDS, PATHS, MakeMock, MockClient
+from process_support import TIMEOUT_S, announced_mocks, running
 
 from mock_services import ServiceKind
 from mock_services.catalogue import (
@@ -85,9 +81,6 @@ class TestIds:
             assert (await resp.json())["id"] == long_id
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 class TestDeterminism:
     """The same id gives the same body from every app instance; ids differ from each other."""
 
@@ -95,27 +88,11 @@ class TestDeterminism:
     async def test_a_separate_process_serves_the_same_bodies(self, make_mock: MakeMock) -> None:
         """`python -m mock_services` in another interpreter (another hash seed) answers each
         id with the same bytes as an app in this process."""
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "7"}
-        args = ["--product-port=0", "--reviews-port=0", "--inventory-port=0", "--lab-port=0"]
-        args += ["--latency-scale=0"]
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "mock_services",
-            *args,
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        assert proc.stdout is not None
-        try:
-            urls = {}
-            for _ in range(3):
-                line = await asyncio.wait_for(proc.stdout.readline(), 20)
-                name, url = line.decode().split()
-                urls[name] = url
-            timeout = aiohttp.ClientTimeout(total=20)
+        args = ["-m", "mock_services", "--product-port=0", "--reviews-port=0"]
+        args += ["--inventory-port=0", "--lab-port=0", "--latency-scale=0"]
+        async with running(args, {"PYTHONHASHSEED": "7"}) as (_, lines):
+            urls = await announced_mocks(lines)
+            timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 for kind in KINDS:
                     here = await make_mock(kind)
@@ -123,9 +100,6 @@ class TestDeterminism:
                         path = PATHS[kind].format(product_id)
                         async with session.get(urls[kind] + path) as a, here.get(path) as b:
                             assert (a.status, await a.read()) == (b.status, await b.read())
-        finally:
-            proc.terminate()
-            await asyncio.wait_for(proc.wait(), 20)
 
     async def test_bodies_vary_across_ids(self, inventory: MockClient) -> None:
         stocks = set()

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import signal
 import socket
-import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
+from process_support import run_to_exit, running, stop
 from pytest_aiohttp import AiohttpClient
 
 from storefront import create_storefront_app
 from storefront.__main__ import parse_args
 from storefront.app import STATIC_DIR
-
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT_S = 10
 
 
 class TestApp:
@@ -62,52 +55,27 @@ class TestArguments:
         assert exc.value.code == 2
 
 
-async def _spawn(*args: str) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BFF_", "OTEL_"))}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "storefront",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.kill()
-        await asyncio.wait_for(proc.wait(), TIMEOUT_S)
+STOREFRONT = ["-m", "storefront"]
 
 
 @pytest.mark.slow
 class TestProcess:
     async def test_prints_its_url_serves_and_stops_cleanly(self) -> None:
-        proc = await _spawn("--port=0", "--bff-url=http://127.0.0.1:9")
-        assert proc.stdout is not None
-        try:
-            line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)).decode()
+        args = [*STOREFRONT, "--port=0", "--bff-url=http://127.0.0.1:9"]
+        async with running(args) as (proc, lines):
+            line = await lines.next_matching("http://")
             url = line.split()[1]
             assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*/", url), line
             async with aiohttp.ClientSession() as session, session.get(url) as resp:
                 assert resp.status == 200
-            proc.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(proc.wait(), TIMEOUT_S) == 0
-        finally:
-            await _stop(proc)
+            assert await stop(proc) == 0
 
     async def test_a_busy_port_exits_2_naming_it(self) -> None:
         with socket.socket() as busy:
             busy.bind(("127.0.0.1", 0))
             busy.listen()
             port = busy.getsockname()[1]
-            proc = await _spawn(f"--port={port}")
-            try:
-                _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
-            finally:
-                await _stop(proc)
-        assert proc.returncode == 2
-        assert f"cannot listen on 127.0.0.1:{port}" in err.decode()
-        assert "Traceback" not in err.decode()
+            out = run_to_exit([*STOREFRONT, f"--port={port}"])
+        assert out.returncode == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+        assert "Traceback" not in out.stderr

@@ -22,6 +22,8 @@ import aiohttp
 import msgspec
 import pytest
 from aiohttp import web
+from bff_support import stand_in
+from cache_support import Clock
 from call_support import REVIEWS, call_context
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
@@ -101,17 +103,6 @@ class World:
 def plain(value: Any) -> Any:
     """A decoded part as the JSON it came from."""
     return msgspec.to_builtins(value)
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Mock:
@@ -332,10 +323,8 @@ class Gate:
 @pytest.fixture
 async def gate(aiohttp_server: AiohttpServer) -> tuple[Gate, URL]:
     service = Gate()
-    app = web.Application()
-    app.router.add_get("/reviews/{id}", service.handler)
     # The handler is cancelled when we hang up, as a real server's work would stop.
-    server = await aiohttp_server(app)
+    server = await stand_in(aiohttp_server, service.handler, "/reviews/{id}")
     return service, server.make_url("")
 
 

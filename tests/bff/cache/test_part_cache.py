@@ -3,69 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Iterator
 
 import pytest
-from cache_support import Clock, RedisServer, free_port, headers
+from cache_support import (
+    ALICE,
+    BOB,
+    PRODUCT_CC,
+    Clock,
+    headers,
+    look,
+    req,
+    revalidated,
+    store,
+)
 from prometheus_client import REGISTRY
 
-from bff.cache.entry import Entry
-from bff.cache.redis_tier import RedisTier
 from bff.cache.store import (
     FRESH,
     MISS,
     REVALIDATE,
     STALE,
-    Lookup,
     PartCache,
-    View,
     open_part_cache,
 )
 from bff.observability import metrics
 from bff.settings.cache import CacheSettings
-
-PRODUCT_CC = "max-age=60, stale-while-revalidate=30, stale-if-error=600"
-ALICE = {"Authorization": "Bearer alice"}
-BOB = {"Authorization": "Bearer bob"}
-
-
-class Req(NamedTuple):
-    """One part of one request: its service, its id, and what of it the cache sees."""
-
-    service: str
-    pid: str
-    view: View
-
-    @property
-    def identity(self) -> str:
-        return self.view.identity
-
-
-def req(pid: str = "P001", service: str = "product", **fields: str) -> Req:
-    forwarded = {k.replace("_", "-").lower(): v for k, v in fields.items()}
-    return Req(service, pid, View(forwarded))
-
-
-async def look(cache: PartCache, r: Req) -> Lookup:
-    """What the cache has for `r`: memory, then Redis when memory cannot tell."""
-    lookup = cache.lookup(r.service, r.pid, r.view)
-    if lookup.remote:
-        lookup = await cache.lookup_remote(r.service, lookup, r.view)
-    return lookup
-
-
-def store(cache: PartCache, r: Req, lookup: Lookup, body: bytes = b"{}", **h: str) -> Entry | None:
-    return cache.store(r.service, r.view, lookup, headers(**h), body, None)
-
-
-def revalidated(cache: PartCache, r: Req, lookup: Lookup, h: Any) -> Entry | None:
-    return cache.revalidated(r.service, r.view, lookup, h)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -132,7 +95,9 @@ class TestFreshness:
         assert cache.refresh_in_background(stale.key, refresh)
         assert not cache.refresh_in_background((await look(cache, r)).key, refresh)
         gate.set()
-        await asyncio.sleep(0.01)
+        (refreshing,) = cache._refreshing.values()
+        # Its end: the cache's own done-callback runs first (it was added first).
+        await asyncio.wait([refreshing], timeout=5)
         assert calls == 1
         assert (await look(cache, r)).verdict == STALE
         assert cache.refresh_in_background(stale.key, refresh)  # the first one is over
@@ -221,6 +186,22 @@ class TestStaleIfError:
         assert cache.stale_if_error(r.service, lookup) == 31  # its age, in whole seconds
         clock.advance(31)
         assert cache.stale_if_error(r.service, await look(cache, r)) is None
+
+    async def test_the_window_ends_at_its_last_instant_for_a_copy_kept(
+        self, cache: PartCache, clock: Clock
+    ) -> None:
+        """A copy with an ETag outlives its windows (kept to revalidate): at the instant its
+        stale-if-error window closes it is found, and no longer served stale."""
+        r, cc = req(), "max-age=2, stale-if-error=60"
+        store(cache, r, await look(cache, r), b"old", Cache_Control=cc, Age="1", ETag='"v1"')
+        clock.advance(60)  # 1 s before the window closes (binary fractions: exact)
+        lookup = await look(cache, r)
+        assert lookup.entry is not None
+        assert cache.stale_if_error(r.service, lookup) == 61
+        clock.advance(1)
+        lookup = await look(cache, r)
+        assert lookup.entry is not None, "kept for revalidation"
+        assert cache.stale_if_error(r.service, lookup) is None
 
     async def test_must_revalidate_is_never_served_stale(
         self, cache: PartCache, clock: Clock
@@ -322,111 +303,3 @@ class TestMetrics:
         assert counted("inventory", "miss") == before["miss"] + 1
         assert counted("inventory", "hit") == before["hit"] + 1
         assert (REGISTRY.get_sample_value("bff_cache_stored_bytes") or 0) > 0
-
-
-@pytest.fixture
-async def two_instances(
-    redis_server: RedisServer, clock: Clock
-) -> AsyncIterator[tuple[PartCache, PartCache]]:
-    def instance() -> PartCache:
-        tier = RedisTier(redis_server.url, timeout_s=0.05)
-        return PartCache(CacheSettings(), redis=tier, clock=clock)
-
-    first, second = instance(), instance()
-    try:
-        yield first, second
-    finally:
-        await first.close()
-        await second.close()
-
-
-class TestRedisTier:
-    """With Redis, what one instance stored the next one serves; a dead Redis is a miss."""
-
-    async def test_second_instance_hits(self, two_instances: tuple[PartCache, PartCache]) -> None:
-        first, second = two_instances
-        r = req(Accept_Language="fr")
-        store(
-            first,
-            r,
-            await look(first, r),
-            b"shared",
-            Cache_Control=PRODUCT_CC,
-            Vary="Accept-Language",
-            ETag='"s"',
-        )
-        assert first._redis is not None
-        await first._redis.flush()
-        hit = await look(second, req(Accept_Language="fr"))
-        assert hit.verdict == FRESH
-        assert hit.entry is not None
-        assert hit.entry.body == b"shared"
-        assert hit.entry.meta.etag == '"s"'
-        assert (await look(second, req(Accept_Language="de"))).verdict == MISS
-
-    async def test_private_copy_stays_with_its_identity_across_instances(
-        self, two_instances: tuple[PartCache, PartCache]
-    ) -> None:
-        first, second = two_instances
-        alice = req(**ALICE)
-        store(first, alice, await look(first, alice), Cache_Control="private, max-age=60")
-        assert first._redis is not None
-        await first._redis.flush()
-        assert (await look(second, req(**BOB))).verdict == MISS
-        assert (await look(second, req(**ALICE))).verdict == FRESH
-
-    async def test_uncacheable_key_skips_redis_for_a_while(
-        self, two_instances: tuple[PartCache, PartCache], clock: Clock
-    ) -> None:
-        first, second = two_instances
-        assert first._redis is not None
-        assert second._redis is not None
-        r = req()
-        store(first, r, await look(first, r), Cache_Control="no-store")
-        await first._redis.flush()
-        gets = 0
-        real_get = second._redis.get
-
-        async def counting_get(key: str) -> bytes | None:
-            nonlocal gets
-            gets += 1
-            return await real_get(key)
-
-        second._redis.get = counting_get  # type: ignore[method-assign]
-        assert (await look(second, req())).verdict == MISS
-        assert gets == 1  # learned from Redis that the key is uncacheable
-        for _ in range(3):
-            assert (await look(second, req())).verdict == MISS
-        assert gets == 1
-        clock.advance(6)
-        await look(second, req())
-        assert gets > 1  # asks again once the pause is over
-        # And a cacheable answer is served again at once.
-        store(second, r, await look(second, r), Cache_Control=PRODUCT_CC)
-        assert (await look(second, req())).verdict == FRESH
-
-    async def test_redis_killed(
-        self, two_instances: tuple[PartCache, PartCache], redis_server: RedisServer
-    ) -> None:
-        first, second = two_instances
-        r = req()
-        store(first, r, await look(first, r), Cache_Control=PRODUCT_CC)
-        redis_server.kill()
-        assert (await look(first, req())).verdict == FRESH  # memory still serves
-        for _ in range(5):
-            assert (await look(second, req())).verdict == MISS
-
-
-class TestOpen:
-    """`open_part_cache` builds the Redis tier from the settings and counts its errors."""
-
-    async def test_dead_redis_is_counted_and_a_miss(self) -> None:
-        cache = open_part_cache(CacheSettings(), f"redis://127.0.0.1:{free_port()}")
-        assert cache is not None
-        before = REGISTRY.get_sample_value("bff_cache_redis_errors_total", {"op": "get"}) or 0
-        try:
-            assert (await look(cache, req())).verdict == MISS
-        finally:
-            await cache.close()
-        after = REGISTRY.get_sample_value("bff_cache_redis_errors_total", {"op": "get"})
-        assert after == before + 1

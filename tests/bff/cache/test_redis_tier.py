@@ -1,18 +1,45 @@
-"""The Redis tier against a real redis-server: shared values, and every failure a quick miss."""
+"""The part cache's Redis tier, shared by instances: against a real redis-server, what one
+tier writes another reads, and every failure is a quick miss; then part caches on one Redis
+(what one instance stored the next one serves, a private copy stays with its identity);
+then whole BFF apps: shared between instances, stale copies served across instances within
+their stale-if-error window, and a Redis that dies mid-run costs no answer."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
+import coredis
 import pytest
-from cache_support import RedisServer, free_port, junk_server
+from bff_support import BffClient, MakeBff, Mocks, server_timing
+from cache_support import (
+    ALICE,
+    BOB,
+    PRODUCT_CC,
+    Clock,
+    RedisServer,
+    free_port,
+    junk_server,
+    look,
+    req,
+    store,
+)
+from prometheus_client import REGISTRY
 
 from bff.cache.redis_tier import FAIL_MAX, PAUSE_S, RedisTier
-from bff.settings import CacheSettings
+from bff.cache.store import (
+    FRESH,
+    MISS,
+    PartCache,
+    open_part_cache,
+)
+from bff.settings.cache import CacheSettings
 
 TIMEOUT_S = 0.05  # wide for a loaded test machine; production uses a few ms
+
+
 # What "within the bound" allows on top of it: a loaded machine's late timers, far less than
 # the next figure a broken bound would give (the writes' 10 x TIMEOUT_S, or no bound at all).
 LATE_S = 0.1
@@ -30,14 +57,6 @@ async def tier(redis_server: RedisServer) -> AsyncIterator[RedisTier]:
         yield t
     finally:
         await t.close()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TestSharedValues:
@@ -108,7 +127,7 @@ class TestFailures:
             await tier.close()
 
     async def test_comes_back_after_the_pause(self, redis_server: RedisServer) -> None:
-        clock = FakeClock()
+        clock = Clock(1000.0)
         tier = RedisTier(redis_server.url, timeout_s=TIMEOUT_S, clock=clock)
         try:
             redis_server.kill()
@@ -198,3 +217,227 @@ class TestFailures:
         await raw.lpush("test:list", ["x"])
         raw.connection_pool.disconnect()
         assert await tier.get("list") is None
+
+
+@pytest.fixture
+async def two_instances(
+    redis_server: RedisServer, clock: Clock
+) -> AsyncIterator[tuple[PartCache, PartCache]]:
+    def instance() -> PartCache:
+        tier = RedisTier(redis_server.url, timeout_s=0.05)
+        return PartCache(CacheSettings(), redis=tier, clock=clock)
+
+    first, second = instance(), instance()
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+class TestRedisTier:
+    """With Redis, what one instance stored the next one serves; a dead Redis is a miss."""
+
+    async def test_second_instance_hits(self, two_instances: tuple[PartCache, PartCache]) -> None:
+        first, second = two_instances
+        r = req(Accept_Language="fr")
+        store(
+            first,
+            r,
+            await look(first, r),
+            b"shared",
+            Cache_Control=PRODUCT_CC,
+            Vary="Accept-Language",
+            ETag='"s"',
+        )
+        assert first._redis is not None
+        await first._redis.flush()
+        hit = await look(second, req(Accept_Language="fr"))
+        assert hit.verdict == FRESH
+        assert hit.entry is not None
+        assert hit.entry.body == b"shared"
+        assert hit.entry.meta.etag == '"s"'
+        assert (await look(second, req(Accept_Language="de"))).verdict == MISS
+
+    async def test_private_copy_stays_with_its_identity_across_instances(
+        self, two_instances: tuple[PartCache, PartCache]
+    ) -> None:
+        first, second = two_instances
+        alice = req(**ALICE)
+        store(first, alice, await look(first, alice), Cache_Control="private, max-age=60")
+        assert first._redis is not None
+        await first._redis.flush()
+        assert (await look(second, req(**BOB))).verdict == MISS
+        assert (await look(second, req(**ALICE))).verdict == FRESH
+
+    async def test_uncacheable_key_skips_redis_for_a_while(
+        self, two_instances: tuple[PartCache, PartCache], clock: Clock
+    ) -> None:
+        first, second = two_instances
+        assert first._redis is not None
+        assert second._redis is not None
+        r = req()
+        store(first, r, await look(first, r), Cache_Control="no-store")
+        await first._redis.flush()
+        gets = 0
+        real_get = second._redis.get
+
+        async def counting_get(key: str) -> bytes | None:
+            nonlocal gets
+            gets += 1
+            return await real_get(key)
+
+        second._redis.get = counting_get  # type: ignore[method-assign]
+        assert (await look(second, req())).verdict == MISS
+        assert gets == 1  # learned from Redis that the key is uncacheable
+        for _ in range(3):
+            assert (await look(second, req())).verdict == MISS
+        assert gets == 1
+        clock.advance(6)
+        await look(second, req())
+        assert gets > 1  # asks again once the pause is over
+        # And a cacheable answer is served again at once.
+        store(second, r, await look(second, r), Cache_Control=PRODUCT_CC)
+        assert (await look(second, req())).verdict == FRESH
+
+    async def test_redis_killed(
+        self, two_instances: tuple[PartCache, PartCache], redis_server: RedisServer
+    ) -> None:
+        first, second = two_instances
+        r = req()
+        store(first, r, await look(first, r), Cache_Control=PRODUCT_CC)
+        redis_server.kill()
+        assert (await look(first, req())).verdict == FRESH  # memory still serves
+        for _ in range(5):
+            assert (await look(second, req())).verdict == MISS
+
+
+class TestOpen:
+    """`open_part_cache` builds the Redis tier from the settings and counts its errors."""
+
+    async def test_dead_redis_is_counted_and_a_miss(self) -> None:
+        cache = open_part_cache(CacheSettings(), f"redis://127.0.0.1:{free_port()}")
+        assert cache is not None
+        before = REGISTRY.get_sample_value("bff_cache_redis_errors_total", {"op": "get"}) or 0
+        try:
+            assert (await look(cache, req())).verdict == MISS
+        finally:
+            await cache.close()
+        after = REGISTRY.get_sample_value("bff_cache_redis_errors_total", {"op": "get"})
+        assert after == before + 1
+
+
+# A generous Redis timeout where a test pins what is shared, not how fast a busy machine
+# answers (the default 5 ms lookup bound turns a slow answer into a miss, by design).
+SLOW_REDIS_OK = {"cache.redis_timeout_s": 0.5}
+
+
+async def written(redis_server: RedisServer) -> None:
+    """Until the writes an answer sent out have landed: Redis holds keys, and no more arrive
+    between two looks 50 ms apart (bounded)."""
+    client = coredis.Redis.from_url(redis_server.url)
+    try:
+        async with asyncio.timeout(5):
+            size = 0
+            while True:
+                before, size = size, await client.dbsize()
+                if size and size == before:
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        client.connection_pool.disconnect()
+
+
+class TestSharedBetweenInstances:
+    """Two BFF apps on one redis-server: what the first fetched, the second serves from Redis."""
+
+    async def test_second_instance_makes_no_call(
+        self, make_bff: MakeBff, mocks: Mocks, redis_server: RedisServer
+    ) -> None:
+        first = await make_bff(SLOW_REDIS_OK, BFF_REDIS_URL=redis_server.url)
+        second = await make_bff(SLOW_REDIS_OK, BFF_REDIS_URL=redis_server.url)
+        async with first.get("/product-details/SHARED1") as resp:
+            assert resp.status == 200
+            expected = await resp.json()
+        await written(redis_server)  # the Redis writes go out after the answer
+        before = await mocks.calls()
+        async with second.get("/product-details/SHARED1") as resp:
+            assert resp.status == 200
+            body = await resp.json()
+        assert await mocks.calls() == before
+        assert body == expected
+
+    async def test_without_redis_the_second_instance_calls(
+        self, make_bff: MakeBff, mocks: Mocks
+    ) -> None:
+        first = await make_bff()
+        second = await make_bff()
+        async with first.get("/product-details/SHARED2") as resp:
+            assert resp.status == 200
+        before = await mocks.calls()
+        async with second.get("/product-details/SHARED2") as resp:
+            assert resp.status == 200
+        assert await mocks.calls() == {k: v + 1 for k, v in before.items()}
+
+
+class TestStaleAcrossInstances:
+    """A copy one instance stored serves another instance's request when the service fails,
+    within the copy's stale-if-error window, and not past it."""
+
+    async def stored_by_a_then_broken(
+        self, make_bff: MakeBff, mocks: Mocks, redis_server: RedisServer, window_s: int
+    ) -> tuple[Any, BffClient]:
+        """Instance A fetches STALE (a product stale at once, `window_s` of stale-if-error)
+        and stores it; then the product service fails every call. (A's body, instance B.)"""
+        cache_control = f"max-age=0, stale-if-error={window_s}"
+        await mocks.faults("product", cache_control=cache_control)
+        a, b = [await make_bff(SLOW_REDIS_OK, BFF_REDIS_URL=redis_server.url) for _ in "AB"]
+        async with a.get("/product-details/STALE") as resp:
+            assert resp.status == 200
+            fetched = await resp.json()
+        await written(redis_server)
+        await mocks.faults("product", error_rate=1, cache_control=cache_control)
+        return fetched, b
+
+    async def test_within_the_window_the_other_instance_serves_it(
+        self, make_bff: MakeBff, mocks: Mocks, redis_server: RedisServer
+    ) -> None:
+        fetched, b = await self.stored_by_a_then_broken(make_bff, mocks, redis_server, 600)
+        before = await mocks.requests("product")
+        async with b.get("/product-details/STALE") as resp:
+            assert resp.status == 200
+            body = await resp.json()
+            timing = server_timing(resp.headers["Server-Timing"])
+        assert await mocks.requests("product") > before, "B asked the service first"
+        assert body["product"] == fetched["product"]
+        assert set(body["stale"]) == {"product"}
+        assert body["degraded"] == {}
+        assert timing["product"]["desc"] == "stale"
+
+    async def test_past_the_window_the_failure_stands(
+        self, make_bff: MakeBff, mocks: Mocks, redis_server: RedisServer
+    ) -> None:
+        _, b = await self.stored_by_a_then_broken(make_bff, mocks, redis_server, 1)
+        await asyncio.sleep(2.1)  # the window itself is time: past it (ages are whole seconds)
+        async with b.get("/product-details/STALE") as resp:
+            assert resp.status == 502
+
+
+class TestRedisDies:
+    """Redis killed mid-run: every request is still answered, complete, within the deadline."""
+
+    async def test_answers_go_on(
+        self, make_bff: MakeBff, mocks: Mocks, redis_server: RedisServer
+    ) -> None:
+        bff = await make_bff(BFF_REDIS_URL=redis_server.url, BFF_DEADLINE_MS=500)
+        for i in range(10):
+            async with bff.get(f"/product-details/LIVE{i}") as resp:
+                assert resp.status == 200
+        redis_server.kill()
+        for i in range(30):
+            started = time.perf_counter()
+            async with bff.get(f"/product-details/DEAD{i}") as resp:
+                assert resp.status == 200
+                body = await resp.json()
+            assert body["degraded"] == {}
+            assert time.perf_counter() - started < 0.5 + 0.5
