@@ -115,7 +115,7 @@ class ProductDetails:
             if value is NOT_AT_HAND:
                 missing.append((i, part, lookup))
         if missing:
-            await self._fetch_missing(ctx, product_id, view, values, missing)
+            await self._fetch_missing(ctx, product_id, view, values, missing, request.transport)
         body = _merge(parts, values, ctx)
         ctx.freshness = _freshness(ctx)
         return web.Response(body=_encode(body), content_type="application/json")
@@ -146,14 +146,16 @@ class ProductDetails:
         view: View | None,
         values: list[Any],
         missing: list[tuple[int, Part[Any], Lookup | None]],
+        client: asyncio.BaseTransport | None = None,
     ) -> None:
-        """Admit the work, fan it out, fill `values` in (a value, or the part's error)."""
+        """Admit the work, fan it out, fill `values` in (a value, or the part's error).
+        `client`: the connection the answer goes out on."""
         fetcher = self._fetcher
         cheap = all(
             lookup is not None and fetcher.in_flight(lookup.key) for _, _, lookup in missing
         )
         admission = self._admission
-        started = await admission.enter(ctx.deadline_at, cheap)
+        started = await admission.enter(ctx.deadline_at, cheap, client)
         try:
             loop = asyncio.get_running_loop()
             tasks = [
@@ -162,7 +164,7 @@ class ProductDetails:
             ]
             await _wait(tasks, [part.required for _, part, _ in missing], ctx)
         finally:
-            admission.done(None if cheap else started)
+            admission.done(started)
         for (i, part, _), task in zip(missing, tasks, strict=True):
             values[i] = _outcome(task, part)
 
@@ -191,9 +193,7 @@ class ProductDetails:
             cheap = all(
                 lookup is not None and fetcher.in_flight(lookup.key) for *_, lookup in missing
             )
-            started = await admission.enter(ctx.deadline_at, cheap)
-            if cheap:
-                started = None
+            started = await admission.enter(ctx.deadline_at, cheap, request.transport)
         try:
             loop = asyncio.get_running_loop()
             for i, part, lookup in missing:

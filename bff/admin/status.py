@@ -7,8 +7,9 @@ One snapshot per worker, built by `worker_snapshot` from what the worker holds; 
     {"generated_at": <epoch s>,
      "workers": [{"pid", "uptime_s",
                   "admission": {"state": "serving"|"shedding", "in_flight", "limit",
-                                "waiting", "queue_delay_ms", "loop_lag_ms", "target_ms",
-                                "refused": {"<reason>": n}},
+                                "waiting", "reserve_ms", "queue_delay_ms", "loop_lag_ms",
+                                "target_ms",
+                                "refused": {"<reason>": n}, "client_gone"},
                   "services": {"<name>": {"breaker": "closed"|"open"|"half-open", "calls",
                                "success_rate": 0-1 | null,
                                "latency_ms": {"p50", "p90", "p99"} | null,
@@ -23,7 +24,8 @@ breaker is open); latency_ms: the recent successful attempts (null before there 
 cache: the part cache's lookups (hits are copies served without waiting for a call, fresh or
 stale while revalidating; misses had to call; stale are copies served because the live call
 failed); admission: bff.edge.admission (`shedding` while the worker's loop runs later than
-admission's target).
+admission's target; reserve_ms: what a waiting miss needs left of its deadline to start;
+client_gone: waiting misses dropped because their client had gone away).
 
 Several workers: each writes its snapshot to the workers' shared directory (the one the
 metrics use) four times a second; whichever worker answers `/status.json` adds the others'

@@ -47,6 +47,7 @@ function workerBlock(worker, index) {
     fact("Admission", badge(a.state), "admission"),
     fact("At work", `${a.in_flight} of ${a.limit}`, "admission_in_flight"),
     fact("Waiting", String(a.waiting), "admission_waiting"),
+    fact("Reserve", `${a.reserve_ms.toFixed(1)} ms`, "reserve_ms"),
     fact("Queue delay", `${a.queue_delay_ms.toFixed(2)} ms`, "queue_delay_ms"),
     fact("Loop lag", `${a.loop_lag_ms.toFixed(2)} ms`, "loop_lag_ms"),
     fact("Refused", refused, "refused"));

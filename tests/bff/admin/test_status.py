@@ -141,7 +141,8 @@ class TestSnapshot:
             admission.observe(0.2, now)
             now += 0.01
         shown = (await worker(admin))["admission"]
-        assert (shown["state"], shown["limit"]) == ("shedding", 32)
+        assert (shown["state"], shown["limit"], shown["reserve_ms"]) == ("shedding", 32, 100.0)
+        assert shown["client_gone"] == 0
         for _ in range(12):
             admission.observe(0.001, now)
             now += 0.01

@@ -22,11 +22,23 @@ from bff_support import KINDS, AdminFor, MakeBff, Mocks, counted, total_ms
 from runner_support import Serve, busy_after_receipt
 
 from bff import product_details
-from bff.edge.admission import INTERVAL_S, MIN_LIMIT, RESERVE_SHARE, TARGET_SHARE, Admission
+from bff.edge.admission import (
+    GAIN,
+    GROW,
+    INITIAL_LIMIT,
+    INTERVAL_S,
+    MIN_LIMIT,
+    RESERVE_SHARES,
+    SHRINK,
+    TARGET_SHARE,
+    TIMES_KEPT,
+    Admission,
+)
 from bff.errors import ServiceOverloaded
 from bff.keys import ADMISSION
 
 TARGET = 0.05
+RESERVE = 0.1  # a fifth of the 500 ms deadline: the reserve before any miss was timed
 
 
 def admission(**kw: Any) -> Admission:
@@ -42,40 +54,118 @@ def feed(a: Admission, delays: list[float], start: float, step: float) -> float:
     return now
 
 
+def finish(a: Admission, count: int, took: float) -> None:
+    """`count` misses at work end now, each having taken `took` seconds."""
+    for _ in range(count):
+        a.in_flight += 1
+        a.done(time.perf_counter() - took)
+
+
+def deliver(
+    a: Admission,
+    per_interval: int,
+    took: float,
+    intervals: int,
+    start: float,
+    delay: float = 0.001,
+) -> float:
+    """`per_interval` misses of `took` seconds finish in each of `intervals` intervals, the
+    worker's delay `delay` all along (under the target: the loop keeps up); returns the time
+    of the last interval's end."""
+    now = start
+    a.observe(delay, now)  # opens the first interval
+    for _ in range(intervals):
+        finish(a, per_interval, took)
+        now += INTERVAL_S * 1.001
+        a.observe(delay, now)  # its end: one decision
+    return now
+
+
 def deadline(left: float) -> float:
     return asyncio.get_running_loop().time() + left
 
 
-async def enter(a: Admission, left: float = 1.0, cheap: bool = False) -> None:
-    await a.enter(deadline(left), cheap)
+async def enter(
+    a: Admission, left: float = 1.0, cheap: bool = False, client: Any = None
+) -> float | None:
+    return await a.enter(deadline(left), cheap, client)
+
+
+class Client:
+    """The connection a miss's answer goes out on, as admission sees it."""
+
+    def __init__(self) -> None:
+        self.closing = False
+
+    def is_closing(self) -> bool:
+        return self.closing
 
 
 class TestTheLimit:
-    """How many misses work at once, learnt the way CoDel judges a queue: it shrinks by a
-    half after an interval in which even the smallest delay was above the target, and
-    grows by a tenth after an interval in which misses had to wait and the loop kept up."""
+    """How many misses work at once. A loop that runs late (CoDel: a whole interval of
+    delays over the target) halves it; a loop that keeps up grows it by a tenth at each
+    interval, up to what the worker delivers, sized as BBR sizes a window (twice the best
+    rate of finished misses times the shortest time a miss took), never under the initial
+    64 nor over the ceiling."""
 
     def test_the_figures(self) -> None:
-        assert (TARGET_SHARE, RESERVE_SHARE, INTERVAL_S, MIN_LIMIT) == (0.1, 0.2, 0.1, 4)
+        assert (TARGET_SHARE, RESERVE_SHARES, INTERVAL_S) == (0.1, (0.2, 0.5), 0.1)
+        assert (INITIAL_LIMIT, MIN_LIMIT, SHRINK, GROW, GAIN) == (64, 4, 0.5, 0.1, 2.0)
+        assert TIMES_KEPT == 128
         a = admission()
         assert a.target_s == pytest.approx(TARGET)
-        assert a.reserve_s == pytest.approx(0.1)
+        assert a.reserve_s == pytest.approx(RESERVE)
         assert a.limit == 64
         assert Admission(deadline_s=0.2, max_in_flight=10).limit == 10
 
-    def test_a_standing_delay_shrinks_it_to_the_floor(self) -> None:
+    def test_rate_times_the_shortest_time_twice(self) -> None:
+        """500 misses a second, 100 ms each: 50 at work on average; room for 100, reached
+        a tenth at a time once the rate is known (a second of intervals)."""
         a = admission()
-        feed(a, [0.06] * 12, start=10.0, step=0.01)  # one whole interval over the target
-        assert a.congested
-        assert a.limit == 32
-        feed(a, [0.06] * 200, start=20.0, step=0.01)
-        assert a.limit == MIN_LIMIT
+        deliver(a, per_interval=50, took=0.1, intervals=10, start=10.0)
+        assert a.limit == pytest.approx(64 * 1.1)
+        deliver(a, per_interval=50, took=0.1, intervals=10, start=20.0)
+        assert a.limit == pytest.approx(2 * 500 * 0.1, rel=0.02)
 
-    def test_a_burst_shorter_than_an_interval_moves_nothing(self) -> None:
+    def test_a_slow_downstream_does_not_shrink_it(self) -> None:
+        """The same worker whose misses take 400 ms: a quarter of the rate with the same
+        misses at once; once its shortest miss is that slow too, the limit is unchanged."""
+        fast, slow = admission(), admission()
+        deliver(fast, per_interval=50, took=0.1, intervals=20, start=10.0)
+        deliver(slow, per_interval=12, took=0.4, intervals=20, start=10.0)
+        assert slow.limit == pytest.approx(fast.limit, rel=0.05)
+
+    def test_it_follows_what_the_worker_delivers_down_to_the_initial_limit(self) -> None:
+        a = admission()
+        deliver(a, per_interval=50, took=0.1, intervals=20, start=10.0)
+        assert a.limit == pytest.approx(100, rel=0.02)
+        deliver(a, per_interval=2, took=0.1, intervals=60, start=20.0)  # the best rate aged
+        assert a.limit == INITIAL_LIMIT
+
+    def test_never_under_the_initial_limit_nor_over_the_ceiling(self) -> None:
+        small = admission()
+        deliver(small, per_interval=2, took=0.01, intervals=20, start=10.0)
+        assert small.limit == INITIAL_LIMIT
+        capped = admission(max_in_flight=80)
+        deliver(capped, per_interval=100, took=0.1, intervals=20, start=10.0)
+        assert capped.limit == 80
+
+    def test_a_standing_delay_halves_it_and_it_grows_back_once_the_loop_keeps_up(self) -> None:
+        a = admission()
+        now = deliver(a, per_interval=50, took=0.1, intervals=1, start=10.0, delay=0.06)
+        assert (a.congested, a.limit) == (True, 32)
+        now = deliver(a, per_interval=50, took=0.1, intervals=11, start=now, delay=0.06)
+        assert (a.congested, a.limit) == (True, MIN_LIMIT), "a late loop gets less work"
+        now = deliver(a, per_interval=50, took=0.1, intervals=1, start=now)
+        assert (a.congested, a.limit) == (False, MIN_LIMIT + 1)
+        deliver(a, per_interval=50, took=0.1, intervals=60, start=now)
+        assert a.limit == pytest.approx(100, rel=0.02)
+
+    def test_a_burst_shorter_than_an_interval_is_no_congestion(self) -> None:
         a = admission()
         now = feed(a, [0.2] * 5, start=10.0, step=0.01)  # 50 ms of long waits
         feed(a, [0.001] * 10, start=now, step=0.01)  # then it is worked off
-        assert (a.congested, a.limit) == (False, 64)
+        assert not a.congested
 
     def test_one_request_in_time_ends_the_congestion(self) -> None:
         a = admission()
@@ -84,34 +174,54 @@ class TestTheLimit:
         feed(a, [0.06, 0.01] + [0.06] * 9, start=now, step=0.01)
         assert not a.congested
 
-    async def test_it_grows_while_misses_wait_and_the_loop_keeps_up(self) -> None:
-        a = admission(max_in_flight=100)
-        for _ in range(64):
-            await enter(a)
-        waiter = asyncio.create_task(enter(a))
-        await asyncio.sleep(0)
-        assert a.waiting == 1
-        feed(a, [0.001] * 12, start=10.0, step=0.01)
-        assert a.limit == pytest.approx(64 * 1.1)
-        await waiter  # let in by the larger limit
-        assert (a.in_flight, a.waiting) == (65, 0)
-        feed(a, [0.001] * 12, start=20.0, step=0.01)
-        assert a.limit == pytest.approx(64 * 1.1)  # nobody waited: no growth
-
     def test_the_first_sample_opens_an_interval_and_decides_nothing(self) -> None:
         a = admission()
         a.observe(10.0, 5.0)
         assert (a.congested, a.limit) == (False, 64)
 
+    def test_cheap_work_is_not_timed(self) -> None:
+        """A request that only joined calls already running says nothing of the work."""
+        a = admission()
+        for _ in range(12):
+            for _ in range(50):
+                a.in_flight += 1
+                a.done(None)
+        deliver(a, per_interval=0, took=0.0, intervals=12, start=10.0)
+        assert (a.limit, a.reserve_s) == (64, pytest.approx(RESERVE))
+
     def test_off_it_is_a_fixed_limit_at_the_ceiling(self) -> None:
         a = admission(enabled=False, max_in_flight=200)
-        feed(a, [0.3] * 50, start=10.0, step=0.01)
+        deliver(a, per_interval=50, took=0.1, intervals=12, start=10.0)
+        feed(a, [0.3] * 50, start=100.0, step=0.01)
         assert (a.congested, a.limit) == (False, 200)
 
 
+class TestTheReserve:
+    """What a waiting miss needs left of its deadline to start: the 90th percentile of the
+    last 128 misses' times, between a fifth and a half of the deadline."""
+
+    @pytest.mark.parametrize(
+        ("took", "reserve"), [(0.2, 0.2), (0.01, 0.1), (0.4, 0.25)], ids=["measured", "low", "high"]
+    )
+    def test_the_misses_time_within_its_bounds(self, took: float, reserve: float) -> None:
+        a = admission()
+        finish(a, 200, took)
+        feed(a, [0.001] * 12, start=10.0, step=0.01)
+        assert a.reserve_s == pytest.approx(reserve, abs=0.005)
+
+    def test_the_90th_percentile_of_the_last_128(self) -> None:
+        a = admission()
+        finish(a, 100, 0.4)  # pushed out by the 128 that follow
+        finish(a, 115, 0.12)
+        finish(a, 13, 0.2)  # 13 of 128: over a tenth, so they are the 90th percentile
+        feed(a, [0.001] * 12, start=10.0, step=0.01)
+        assert a.reserve_s == pytest.approx(0.2, abs=0.005)
+
+
 class TestWaiting:
-    """A miss over the limit waits its turn, first come first served, until its deadline
-    would no longer hold the reserve; then it is refused."""
+    """A miss over the limit waits its turn, first come first served, while its deadline
+    holds the reserve; then it is refused, and the refusal goes out at the end of its
+    deadline (less the target), not at once."""
 
     async def test_first_come_first_served(self) -> None:
         a = admission(max_in_flight=100)
@@ -131,27 +241,69 @@ class TestWaiting:
         await asyncio.gather(*waiters)
         assert order == [0, 1, 2]
 
-    async def test_refused_when_only_the_reserve_is_left(self) -> None:
+    async def test_refused_once_only_the_reserve_is_left_answered_at_the_end(self) -> None:
         a = admission()
         a.limit = 1
         await enter(a)
         loop = asyncio.get_running_loop()
         started = loop.time()
+        waiter = asyncio.create_task(enter(a, left=0.2))  # may wait 100 ms
+        await asyncio.sleep(0.12)
+        assert (a.waiting, a.refused["overloaded"]) == (0, 1), "decided at 100 ms"
         with pytest.raises(ServiceOverloaded) as refused:
-            await enter(a, left=0.15)  # may wait 50 ms: then 100 ms are left
-        waited = loop.time() - started
-        assert 0.04 <= waited < 0.15
+            await waiter
+        answered = loop.time() - started
+        assert 0.14 <= answered < 0.19, "answered 50 ms before its deadline"
         assert refused.value.headers == {"Retry-After": "1"}
-        assert a.refused["overloaded"] == 1
-        assert (a.waiting, a.in_flight) == (0, 1)
+        assert refused.value.detail == "this worker is busy; the deadline leaves no time to wait"
+        assert a.in_flight == 1
 
-    async def test_no_time_to_wait_is_refused_at_once(self) -> None:
+    async def test_no_time_to_wait_is_decided_at_once(self) -> None:
         a = admission()
         a.limit = 1
         await enter(a)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         with pytest.raises(ServiceOverloaded):
-            await enter(a, left=0.1)  # exactly the reserve
+            await enter(a, left=RESERVE)
         assert a.waiting == 0
+        assert 0.04 <= loop.time() - started < 0.09
+
+    async def test_a_client_that_went_away_is_answered_at_once(self) -> None:
+        a = admission()
+        a.limit = 1
+        await enter(a)
+        gone = Client()
+        gone.closing = True
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ServiceOverloaded):
+            await enter(a, left=RESERVE, client=gone)
+        assert loop.time() - started < 0.02
+
+    async def test_the_reserve_measured_is_the_one_a_waiter_keeps(self) -> None:
+        a = admission()
+        finish(a, 200, 0.2)
+        feed(a, [0.001] * 12, start=10.0, step=0.01)
+        a.limit = 0
+        with pytest.raises(ServiceOverloaded):
+            await enter(a, left=0.2)  # 200 ms: no more than its work takes
+        assert a.waiting == 0
+
+    async def test_a_waiter_whose_client_went_away_is_dropped_at_its_turn(self) -> None:
+        a = admission()
+        a.limit = 1
+        await enter(a)
+        leaving, staying = Client(), Client()
+        dropped = asyncio.create_task(enter(a, client=leaving))
+        kept = asyncio.create_task(enter(a, client=staying))
+        await asyncio.sleep(0)
+        leaving.closing = True
+        a.done()
+        assert await kept is not None
+        with pytest.raises(asyncio.CancelledError):
+            await dropped  # its handler ends as the client's leaving (499)
+        assert (a.in_flight, a.waiting, a.gone) == (1, 0, 1)
 
     async def test_a_waiter_that_leaves_gives_its_turn_on(self) -> None:
         a = admission()
@@ -162,15 +314,16 @@ class TestWaiting:
         await asyncio.sleep(0)
         leaving.cancel()
         await asyncio.sleep(0)
+        assert a.waiting == 1
         a.done()
         await staying
         assert (a.in_flight, a.waiting) == (1, 0)
 
-    async def test_cheap_work_never_waits(self) -> None:
+    async def test_cheap_work_never_waits_and_is_not_timed(self) -> None:
         a = admission()
         a.limit = 1
-        await enter(a)
-        await enter(a, cheap=True)  # joins calls already running
+        assert await enter(a) is not None
+        assert await enter(a, cheap=True) is None  # joins calls already running
         assert a.in_flight == 2
 
 
@@ -188,8 +341,11 @@ class TestTheBoundsThatAlwaysHold:
         await enter(a)
         waiter = asyncio.create_task(enter(a))
         await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         with pytest.raises(ServiceOverloaded) as refused:
             await enter(a)
+        assert loop.time() - started < 0.02, "answered at once"
         assert refused.value.detail == "this worker is at its in-flight ceiling"
         assert a.refused["in_flight"] == 1
         a.done()
@@ -268,8 +424,8 @@ class TestUnderLoad:
         self, serve: Serve, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """8 ms a miss, 100 at once: 800 ms a round, past the deadline. The misses that
-        cannot start in time are refused when only the reserve is left; the served keep the
-        deadline; every answer goes out by it."""
+        cannot start in time are refused once only the reserve is left, and answered at the
+        end of their deadline; the served keep the deadline; every answer goes out by it."""
         overloaded_before = counted("bff_edge_rejections_total", reason="overloaded")
         served, refused, other = await self.burst(serve, monkeypatch, 0.008)
         assert refused, "a load that cannot be served in time is refused"
@@ -277,14 +433,14 @@ class TestUnderLoad:
         assert len(served) >= 200, ("and what can be served is", len(refused), other[:5])
         everything = sorted([*served, *refused])
         # The test client and the mocks share this busy loop: the 95th percentile keeps the
-        # deadline, and a refusal comes when only the reserve (100 ms) is left, or sooner.
+        # deadline, and a refusal goes out 50 ms before it (the loop's target).
         assert everything[int(len(everything) * 0.95)] <= 500 + 100
-        assert sorted(refused)[len(refused) // 2] <= 400 + 50
+        assert 450 - 10 <= sorted(refused)[len(refused) // 2] <= 500 + 50
         assert set(other) <= {504}
 
 
 class TestALoopThatRunsLate:
-    async def test_takes_on_less_while_it_runs_late_and_more_once_it_catches_up(
+    async def test_takes_on_less_while_it_runs_late_and_is_not_congested_once_it_catches_up(
         self, serve: Serve, app_of: Any
     ) -> None:
         """Something holds the worker's loop for 80 ms at every turn (the target is 50 ms):
