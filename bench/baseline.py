@@ -2,8 +2,9 @@
 
 One process, the default asyncio loop, one `aiohttp.ClientSession` with no connection limit
 (`TCPConnector(limit=0)`: the pool of 100 a default session has would cap it near 400 pages a
-second at seed latencies, a limit of the reference rather than of the box), the three calls under `asyncio.gather`, stdlib `json`, and a plain 500 ms
-overall timeout (`asyncio.wait_for`) that answers 504. No retries, breakers, bulkheads,
+second at seed latencies, a limit of the reference rather than of the box), the three calls
+under `asyncio.gather`, stdlib `json`, and a plain 500 ms overall timeout
+(`asyncio.wait_for`) that answers 504. No retries, breakers, bulkheads,
 degradation, budgets or logging. It is what our figures are divided by: do not improve it.
 
     python -m bench.baseline [--host H] [--port N]    (BFF_*_URL name the three services)
