@@ -56,7 +56,7 @@ def start(pid: int, seconds: float, out_dir: Path, name: str, children: bool) ->
     common = [exe, "record", "--pid", str(pid), "--rate", str(RATE_HZ)]
     common += ["--duration", str(max(1, round(seconds)))]
     common += ["--subprocesses"] if children else []
-    recorders = []
+    recorders: list[subprocess.Popen[bytes]] = []
     with log.open("wb") as out:
         for fmt, path, extra in (("speedscope", speedscope, []), ("raw", raw, ["--threads"])):
             if recorders:

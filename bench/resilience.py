@@ -22,9 +22,9 @@ from aiohttp import web
 from bff.app import create_app
 from bff.observability.logging import configure_logging
 from bff.settings import Settings
-from mock_services import create_service_app
+from mock_services import ServiceKind, create_service_app
 
-KINDS = ("product", "reviews", "inventory")
+KINDS: tuple[ServiceKind, ...] = ("product", "reviews", "inventory")
 N = 400
 RATE = 50  # requests per second in the outage scenario
 OPEN_REQUESTS = 200  # sent while the breaker is open: 4 s at 50 req/s, past one reset timeout
@@ -42,7 +42,8 @@ async def _start(app: web.Application) -> tuple[web.AppRunner, str]:
 @contextlib.asynccontextmanager
 async def _stack(env: dict[str, str]) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """Three mocks (reference latencies x 0.1) and a BFF on them: (BFF URL, mock URLs)."""
-    runners, urls = [], {}
+    runners: list[web.AppRunner] = []
+    urls: dict[str, str] = {}
     try:
         for kind in KINDS:
             runner, urls[kind] = await _start(create_service_app(kind, latency_scale=0.1))
