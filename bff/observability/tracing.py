@@ -11,8 +11,9 @@ Two paths, chosen once per app:
   contract's `traceparent` goes downstream and log lines carry a trace id: an incoming
   `traceparent` is passed through unchanged, otherwise fresh ids are drawn (not sampled).
 
-`CURRENT` holds the ids of the request being served (the server span's, or the pass-through
-ones); log lines and downstream attempts read it.
+The request's own trace ids (the server span's, or the pass-through ones) are
+`bff.context.RequestTrace`, in `bff.context.CURRENT` while it is served: log lines and
+downstream attempts read them there.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import re
 import threading
-from contextvars import ContextVar
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -32,46 +30,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 INSTRUMENTATION = "bff"
-_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-_ZERO_TRACE = "0" * 32
-_ZERO_SPAN = "0" * 16
-
-
-class RequestTrace:
-    """The trace ids of one request, and the `traceparent`/`tracestate` to send downstream."""
-
-    __slots__ = ("span_id", "trace_id", "traceparent", "tracestate")
-
-    def __init__(self, trace_id: str, span_id: str, flags: str, tracestate: str | None) -> None:
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self.traceparent = f"00-{trace_id}-{span_id}-{flags}"
-        self.tracestate = tracestate
-
-    @classmethod
-    def of_span(cls, span: trace.Span) -> RequestTrace:
-        sc = span.get_span_context()
-        state = sc.trace_state.to_header() if sc.trace_state else None
-        return cls(f"{sc.trace_id:032x}", f"{sc.span_id:016x}", f"{sc.trace_flags:02x}", state)
-
-    @classmethod
-    def passthrough(cls, traceparent: str | None, tracestate: str | None) -> RequestTrace:
-        """Tracing off: continue the caller's context unchanged, or start an unsampled one."""
-        if traceparent is not None:
-            m = _TRACEPARENT.fullmatch(traceparent.strip())
-            if m is not None and m[1] != "ff" and m[2] != _ZERO_TRACE and m[3] != _ZERO_SPAN:
-                return cls(m[2], m[3], m[4], tracestate)
-        return cls(f"{random.getrandbits(128):032x}", f"{random.getrandbits(64):016x}", "00", None)
-
-
-CURRENT: ContextVar[RequestTrace | None] = ContextVar("bff_request_trace", default=None)
-
-
-def current_or_new() -> RequestTrace:
-    """The request's trace context; a fresh one for a call made outside any request."""
-    return CURRENT.get() or RequestTrace.passthrough(None, None)
-
-
 # Our name unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES say otherwise.
 DEFAULT_SERVICE_NAME = "product-details-bff"
 
