@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import msgspec
@@ -61,6 +61,10 @@ _encode = msgspec.json.Encoder().encode
 # C-level getters: a generator would be one more Python frame per part, per answer.
 _FRESH_FOR = operator.attrgetter("fresh_for")
 _SHAREABLE = operator.attrgetter("shareable")
+
+
+# A part not at hand: its index in the answer, the part, and its cache lookup (None: no cache).
+_Missing = tuple[int, Part[Any], Lookup | None]
 
 
 class ProductDetails:
@@ -99,21 +103,20 @@ class ProductDetails:
             parts = tuple(p for p in parts if p.required or p.name in included)
         ctx.start(budget)
         view = self._forward(request, ctx)
-        if (
-            request.method == "GET"
-            and NDJSON in headers.get("Accept", "")
-            and _wants_lines(headers.get("Accept", ""))
-        ):
-            return await self._stream(request, ctx, product_id, parts, view)
-
         fetcher = self._fetcher
         values: list[Any] = []
-        missing: list[tuple[int, Part[Any], Lookup | None]] = []
+        missing: list[_Missing] = []
         for i, part in enumerate(parts):
             value, lookup = fetcher.at_hand(part, product_id, ctx, view)
             values.append(value)
             if value is NOT_AT_HAND:
                 missing.append((i, part, lookup))
+        if (
+            request.method == "GET"
+            and NDJSON in headers.get("Accept", "")
+            and _wants_lines(headers.get("Accept", ""))
+        ):
+            return await self._stream(request, ctx, product_id, parts, view, values, missing)
         if missing:
             await self._fetch_missing(ctx, product_id, view, values, missing, request.transport)
         body = _merge(parts, values, ctx)
@@ -145,17 +148,14 @@ class ProductDetails:
         product_id: str,
         view: View | None,
         values: list[Any],
-        missing: list[tuple[int, Part[Any], Lookup | None]],
+        missing: list[_Missing],
         client: asyncio.BaseTransport | None = None,
     ) -> None:
         """Admit the work, fan it out, fill `values` in (a value, or the part's error).
         `client`: the connection the answer goes out on."""
         fetcher = self._fetcher
-        cheap = all(
-            lookup is not None and fetcher.in_flight(lookup.key) for _, _, lookup in missing
-        )
         admission = self._admission
-        started = await admission.enter(ctx.deadline_at, cheap, client)
+        started = await self._admit(ctx, missing, client)
         try:
             loop = asyncio.get_running_loop()
             tasks = [
@@ -168,6 +168,15 @@ class ProductDetails:
         for (i, part, _), task in zip(missing, tasks, strict=True):
             values[i] = _outcome(task, part)
 
+    def _admit(
+        self, ctx: RequestContext, missing: list[_Missing], client: asyncio.BaseTransport | None
+    ) -> Awaitable[float | None]:
+        """Admission for the calls of `missing`: cheap when every one of them only joins a
+        call already running."""
+        in_flight = self._fetcher.in_flight
+        cheap = all(lookup is not None and in_flight(lookup.key) for *_, lookup in missing)
+        return self._admission.enter(ctx.deadline_at, cheap, client)
+
     # -- line by line -------------------------------------------------------------------------
 
     async def _stream(
@@ -177,23 +186,15 @@ class ProductDetails:
         product_id: str,
         parts: Sequence[Part[Any]],
         view: View | None,
+        values: list[Any],
+        missing: list[_Missing],
     ) -> web.StreamResponse:
         fetcher = self._fetcher
-        values: list[Any] = []
-        missing: list[tuple[int, Part[Any], Lookup | None]] = []
-        for i, part in enumerate(parts):
-            value, lookup = fetcher.at_hand(part, product_id, ctx, view)
-            values.append(value)
-            if value is NOT_AT_HAND:
-                missing.append((i, part, lookup))
         admission = self._admission
         tasks: dict[asyncio.Task[Any], tuple[int, Part[Any]]] = {}
         started: float | None = None
         if missing:
-            cheap = all(
-                lookup is not None and fetcher.in_flight(lookup.key) for *_, lookup in missing
-            )
-            started = await admission.enter(ctx.deadline_at, cheap, request.transport)
+            started = await self._admit(ctx, missing, request.transport)
         try:
             loop = asyncio.get_running_loop()
             for i, part, lookup in missing:
