@@ -47,6 +47,7 @@ from aiohttp import web
 
 from bff.client import DownstreamClient
 from bff.keys import ADMISSION, CLIENTS, PART_CACHE, SETTINGS
+from bff.lifecycle import in_background
 
 __all__ = ["PUBLIC_APP", "publishing", "setup_status_routes", "worker_snapshot"]
 
@@ -150,12 +151,9 @@ async def publishing(public: web.Application, directory: str | None) -> AsyncIte
                 scratch.replace(path)  # whole files only: a reader never sees half a one
             await asyncio.sleep(PUBLISH_PERIOD_S)
 
-    task = asyncio.get_running_loop().create_task(run(), name="status-publish")
     try:
-        yield
+        async with in_background(run(), "status-publish"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         with contextlib.suppress(OSError):
             path.unlink()

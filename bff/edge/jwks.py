@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import jwt
 from jwt import PyJWKClient
 
+from bff.lifecycle import in_background
 from bff.observability.logging import log
 
 REFRESH_S = 300.0
@@ -81,13 +82,8 @@ class JwksKeys:
     async def running(self) -> AsyncIterator[None]:
         """cleanup_ctx: the first fetch at start, then a refresh every `REFRESH_S`."""
         await self.refresh()
-        task = asyncio.create_task(self._refresh_forever())
-        try:
+        async with in_background(self._refresh_forever(), "jwks-refresh"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _refresh_forever(self) -> None:
         while True:

@@ -73,6 +73,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 from bff._compat import histogram_add
 from bff.context import Report
+from bff.lifecycle import in_background
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # Dense around the 500 ms budget (deadline answers land at ~0.5 s), sparse past it.
@@ -406,13 +407,10 @@ async def flushing(period_s: float = FLUSH_PERIOD_S) -> AsyncIterator[None]:
             await asyncio.sleep(period_s)
             flush()
 
-    task = asyncio.get_running_loop().create_task(run(), name="metrics-flush")
     try:
-        yield
+        async with in_background(run(), "metrics-flush"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         flush()
 
 
