@@ -97,10 +97,10 @@ cluster: install
 	fi
 	$(BIN)/python -m deploy.cluster
 
-# Mutation testing of the modules that carry the promises (client policy, fan-out, breaker and
-# budget, edge guard): the table GROUPS in tools/mutate.py says which tests run against which
-# module. Not part of `make test` (tens of minutes); writes docs/mutation.md.
-# Knobs: MUTATE_ARGS="--groups client,fanout --jobs 2".
+# Mutation testing of every module of bff/ (groups: client, request, resilience, cache, edge,
+# settings, observability, process): the table GROUPS in tools/mutate.py says which tests run against which
+# module. Not part of `make test` (one to two hours); puts a dated section atop docs/mutation.md.
+# Knobs: MUTATE_ARGS="--groups client,request --jobs 2 --group-timeout 800".
 MUTATE_STAMP := $(VENV)/.mutate-stamp
 
 $(MUTATE_STAMP): $(STAMP)

@@ -45,3 +45,21 @@ def test_every_test_a_group_names_exists() -> None:
                 names = {n.name for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
                 names |= {n.name for n in tree.body if isinstance(n, ast.AsyncFunctionDef)}
                 assert node.split("::")[0] in names, (group.slug, test)
+
+
+def test_every_survivor_set_aside_names_a_module_of_today() -> None:
+    # A module renamed or merged renumbers its mutants: its old verdicts would set aside
+    # mutants nobody has read.
+    set_aside = [*mutate.EQUIVALENT, *mutate.KILLED_BY_SLOW_TESTS]
+    existing = {m.removesuffix(".py").replace("/", ".") for m in modules()}
+    assert [n for n in set_aside if mutate.module_of(n) not in existing] == []
+
+
+def test_a_run_goes_on_top_of_the_page_and_keeps_the_earlier_runs() -> None:
+    page = "# Mutation testing\n\nHow to read it.\n\n## Run of 2026-11-25\n\nold figures\n"
+    updated = mutate.on_top(page, "## Run of 2026-12-06\n\nnew figures\n")
+    assert updated == (
+        "# Mutation testing\n\nHow to read it.\n\n## Run of 2026-12-06\n\nnew figures\n"
+        "\n## Run of 2026-11-25\n\nold figures\n"
+    )
+    assert mutate.on_top("", "## Run\n") == "# Mutation testing\n\n## Run\n"

@@ -236,10 +236,7 @@ _DURATION_AT_REPORT = (
 _UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 # Survivors that a slow test kills (mutmut's runs leave slow tests out: they start
 # `python -m bff`, which runs the unmutated code): mutant name -> the test; checked by hand.
-_TLS_TEST = "tests/bff/client/test_tls_downstream.py"
-KILLED_BY_SLOW_TESTS: dict[str, str] = {
-    f"bff.clients.transport.x_send__mutmut_{n}": _TLS_TEST for n in (17, 18, 20, 21, 22, 31, 35)
-}
+KILLED_BY_SLOW_TESTS: dict[str, str] = {}
 EQUIVALENT: dict[str, str] = {
     "bff.resilience.breaker.xǁPermitǁsuccess__mutmut_1": _FALSY,
     "bff.resilience.breaker.xǁ_Listenerǁstate_change__mutmut_6": _NO_OLD_STATE,
@@ -247,7 +244,6 @@ EQUIVALENT: dict[str, str] = {
     "bff.resilience.breaker.xǁ_Listenerǁstate_change__mutmut_9": _NO_OLD_STATE,
     "bff.resilience.window.xǁSlidingCountsǁclear__mutmut_4": _CLEARED_MARK,
     "bff.resilience.window.xǁSlidingCountsǁclear__mutmut_5": _CLEARED_MARK,
-    "bff.resilience.budget.xǁRetryBudgetǁ__init____mutmut_1": _UNNAMED_BUDGET,
     "bff.resilience.breaker.xǁServiceBreakerǁ__init____mutmut_3": _SET_ON_OPENING,
     "bff.resilience.breaker.xǁServiceBreakerǁ__init____mutmut_4": _SET_ON_OPENING,
     "bff.resilience.breaker.xǁServiceBreakerǁ__init____mutmut_5": _FALSY,
@@ -267,32 +263,6 @@ EQUIVALENT: dict[str, str] = {
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_20": _EXACTLY_A_WINDOW_OLD,
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_16": _SWEEP_UNUSED,
     "bff.resilience.window.xǁSlidingCountsǁcurrent__mutmut_17": _SWEEP_UNUSED,
-    "bff.clients.mapping.x_describe__mutmut_3": _NO_TEXT,
-    "bff.clients.mapping.x_retry_after__mutmut_13": _DIGITS_ONLY,
-    "bff.clients.mapping.x_retry_after__mutmut_14": _DIGITS_ONLY,
-    "bff.clients.call.xǁCallStateǁ__init____mutmut_6": _NO_INSTANCE_YET,
-    "bff.clients.call.xǁCallStateǁ__init____mutmut_7": _NEVER_READ_VALUE,
-    "bff.clients.base.xǁDownstreamClientǁfetch__mutmut_46": _CAST,
-    "bff.clients.retry.xǁ_Retryingǁ__init____mutmut_2": _DELAY_SET_FIRST,
-    "bff.clients.retry.xǁ_Retryingǁ__init____mutmut_3": _DELAY_SET_FIRST,
-    "bff.clients.base.xǁDownstreamClientǁ__init____mutmut_1": _APP_PASSES_IT,
-    "bff.clients.attempt.xǁCallǁ_attempt__mutmut_28": _HTTP_HEADER_CASE,
-    "bff.clients.attempt.xǁCallǁ__init____mutmut_6": _VALUE_SET_FIRST,
-    "bff.clients.transport.x_send__mutmut_15": _HTTP_HEADER_CASE,
-    # transport numbers as of the error-body drain of 2026-11-26 (a run of that module alone)
-    "bff.clients.transport.x_send__mutmut_61": _HEADER_CASE,
-    "bff.clients.transport.x_send__mutmut_62": _HEADER_CASE,
-    "bff.clients.transport.x_send__mutmut_66": _NON_200_BODY,
-    "bff.clients.transport.x_send__mutmut_30": _FALSY,
-    "bff.clients.transport.x_send__mutmut_19": _TLS_ONLY,
-    "bff.clients.mapping.xǁmap_exceptionsǁ__exit____mutmut_1": _OURS_UNCHANGED,
-    "bff.clients.mapping.xǁmap_exceptionsǁ__exit____mutmut_2": _OURS_UNCHANGED,
-    "bff.clients.transport.x_send__mutmut_16": _HTTP_HEADER_CASE,
-    "bff.clients.transport.x__read_capped__mutmut_12": _HEADER_CASE,
-    "bff.clients.transport.x__read_capped__mutmut_13": _HEADER_CASE,
-    "bff.clients.attempt.xǁCallǁ_attempt__mutmut_29": _HTTP_HEADER_CASE,
-    "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_1": _RETRY_MESSAGE,
-    "bff.clients.retry.xǁRetryableAttemptǁ__init____mutmut_2": _RETRY_MESSAGE,
     "bff.resilience.breaker.xǁPermitǁ__init____mutmut_3": _FALSY,
     "bff.resilience.breaker.xǁPermitǁ_finish__mutmut_4": _FALSY,
     "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_8": _HEADER_CASE,
@@ -306,24 +276,6 @@ EQUIVALENT: dict[str, str] = {
     "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_20": (
         "a time queued equal to the deadline to the last bit of a float does not happen"
     ),
-    "bff.resilience.adaptive.xǁAdaptiveLimitǁ_update__mutmut_39": (
-        "at a queue time equal to the target, target / queue is 1: min(gradient, 1) changes nothing"
-    ),
-    "bff.resilience.adaptive.xǁAdaptiveLimitǁ__init____mutmut_18": (
-        "a window's peak in flight is a max with every releasing request's count, which is >= 1"
-    ),
-    # the fan-out group as of 2026-11-26 (aggregate.py, fetch_part.py)
-    **{f"bff.aggregate.x_aggregate__mutmut_{n}": _ZIP_EQUAL for n in (18, 21, 22)},
-    **{f"bff.aggregate.x__wait__mutmut_{n}": _ZIP_EQUAL for n in (7, 10, 11)},
-    **{f"bff.aggregate.x__wait__mutmut_{n}": _ASSERT_TEXT for n in (27, 28)},
-    **{f"bff.fetch_part.xǁPartFetcherǁ_serve__mutmut_{n}": _ASSERT_TEXT for n in (3, 4)},
-    **{f"bff.fetch_part.xǁ_Answeredǁ__init____mutmut_{n}": _ANSWERED_TEXT for n in (1, 2, 3)},
-    "bff.fetch_part.xǁ_Answeredǁ__init____mutmut_4": _ONLY_404_VALUE,
-    "bff.fetch_part.x__fetched__mutmut_1": _ONLY_404_VALUE,
-    "bff.fetch_part.xǁPartFetcherǁ__call____mutmut_14": _UNREPORTED_CALL,
-    "bff.fetch_part.xǁPartFetcherǁ_serve__mutmut_27": _UNREPORTED_CALL,
-    "bff.fetch_part.xǁPartFetcherǁ_serve__mutmut_44": _UNREPORTED_CALL,
-    "bff.fetch_part.xǁPartFetcherǁ__call____mutmut_32": _DURATION_AT_REPORT,
 }
 
 _TIMING = "mutate-seconds.txt"  # the run's duration and error, for --report-only
@@ -359,7 +311,9 @@ def main() -> int:
     else:
         outcomes = [run_group(g, args.jobs, args.group_timeout) for g in groups]
         total = sum(o.seconds for o in outcomes)
-    Path(args.report).write_text(render(outcomes, total, args.jobs))
+    report = Path(args.report)
+    earlier = report.read_text() if report.exists() else ""
+    report.write_text(on_top(earlier, render(outcomes, total, args.jobs)))
     print(f"report: {args.report} (mutmut ran {total:.0f} s)")
     return 1 if any(o.error for o in outcomes) else 0
 
@@ -481,19 +435,35 @@ def module_of(name: str) -> str:
     return match[1] if match else name.rsplit(".", 1)[0]
 
 
+_TITLE = "# Mutation testing"
+
+
+def on_top(earlier: str, section: str) -> str:
+    """The page with this run's section first, above the earlier runs' sections (the page's
+    introduction, up to its first `## `, stays at the top)."""
+    if not earlier.startswith(_TITLE):
+        return f"{_TITLE}\n\n{section}"
+    intro, found, runs = earlier.partition("\n## ")
+    below = f"\n## {runs}" if found else ""
+    return f"{intro.rstrip()}\n\n{section}{below}"
+
+
 def render(outcomes: list[Outcome], total: float, jobs: int) -> str:
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = [
-        "# Mutation testing",
+        f"## Run of {today}",
         "",
-        f"Run of `make mutate` on {today}: {total / 60:.1f} min in all, {jobs} mutants at a time "
+        f"`make mutate`: {total / 60:.1f} min in all, {jobs} mutants at a time "
         f"({os.cpu_count()} cores). mutmut changes one operator, constant or call at a time in "
         "the modules below and runs the tests that cover it; a mutant the tests still pass is "
-        "a *survivor*. Score = killed / (mutants tried). The modules and the tests run against "
-        "them are the table `GROUPS` in `tools/mutate.py`.",
+        "a *survivor*. Score = killed / (mutants tried); *without equivalents* sets aside the "
+        "survivors that cannot change what a user or an operator sees (the reasons are below "
+        "and in `EQUIVALENT`, `tools/mutate.py`). The modules and the tests run against them "
+        "are the table `GROUPS` in `tools/mutate.py`.",
         "",
-        "| group | module | mutants | killed | survived | of them equivalent | no tests | score |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| group | module | mutants | killed | survived | of them equivalent | no tests | score "
+        "| without equivalents |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for outcome in outcomes:
         per_module: dict[str, Counter[str]] = defaultdict(Counter)
@@ -508,7 +478,7 @@ def render(outcomes: list[Outcome], total: float, jobs: int) -> str:
     for outcome in outcomes:
         if outcome.error:
             out += ["", f"**{outcome.group.title}: {outcome.error}**"]
-    out += ["", "## Survivors", ""]
+    out += ["", f"### Survivors ({today})", ""]
     for outcome in outcomes:
         for name, diff in sorted(outcome.diffs.items()):
             status = outcome.statuses[name]
@@ -528,9 +498,11 @@ def _row(title: str, module: str, counts: Counter[str]) -> str:
     killed = sum(counts[s] for s in _KILLED)
     survived = counts["survived"] + counts["suspicious"]
     score = f"{100 * killed / tried:.0f} %" if tried else "-"
+    real = tried - counts["equivalent"]
+    net = f"{100 * killed / real:.0f} %" if real else "-"
     return (
         f"| {title} | `{module}` | {tried} | {killed} | {survived} | {counts['equivalent']} "
-        f"| {counts['no tests']} | {score} |"
+        f"| {counts['no tests']} | {score} | {net} |"
     )
 
 
