@@ -338,6 +338,12 @@ async def allowed(limiter: ratelimit.RateLimiter, key: str, count: int) -> int:
     return passed
 
 
+# What these tests count is failures, not how long one may take: a live Redis must never be
+# late here. On a machine whose cores are both busy, a reply now and then takes more than the
+# 5 ms of the real bound, and one such reply would be counted as a failure.
+_COUNTING_BOUND_S = 0.1
+
+
 class TestRedisBounds:
     """How long a decision may wait on Redis, and what makes the limiter skip it."""
 
@@ -352,14 +358,19 @@ class TestRedisBounds:
         assert took < 0.1
 
     async def test_a_short_budget_bounds_the_wait_and_is_not_held_against_redis(
-        self, shared: ratelimit.RateLimiter, redis_server: RedisServer
+        self,
+        shared: ratelimit.RateLimiter,
+        redis_server: RedisServer,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
+        real_bound = ratelimit.REDIS_BOUND_S
+        monkeypatch.setattr(ratelimit, "REDIS_BOUND_S", _COUNTING_BOUND_S)
         with redis_server.stopped():
             started = time.monotonic()
             for i in range(10):
                 await shared.check(f"budget-{i}", budget_s=0.0)  # nothing left: no wait
             took = time.monotonic() - started
-        assert took < 5 * ratelimit.REDIS_BOUND_S  # 10 waits of the bound would be 10 times
+        assert took < 5 * real_bound  # 10 waits of even the real bound would be 10 times
         # Not Redis' fault: it is not skipped, the limit holds at once.
         assert await allowed(shared, "after-budget", 4) == 3
 
@@ -370,6 +381,7 @@ class TestRedisBounds:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         monkeypatch.setattr(ratelimit, "PAUSE_S", 0.3)
+        monkeypatch.setattr(ratelimit, "REDIS_BOUND_S", _COUNTING_BOUND_S)
         with redis_server.stopped():
             for i in range(ratelimit.FAIL_MAX):
                 await shared.check(f"held-{i}")
@@ -378,8 +390,12 @@ class TestRedisBounds:
         assert await allowed(shared, "probed", 4) == 3
 
     async def test_one_failure_among_successes_does_not_pause(
-        self, shared: ratelimit.RateLimiter, redis_server: RedisServer
+        self,
+        shared: ratelimit.RateLimiter,
+        redis_server: RedisServer,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
+        monkeypatch.setattr(ratelimit, "REDIS_BOUND_S", _COUNTING_BOUND_S)
         with redis_server.stopped():
             for i in range(ratelimit.FAIL_MAX - 1):
                 await shared.check(f"held-{i}")
