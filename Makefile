@@ -37,8 +37,11 @@ run-mocks: install
 run-bff: install
 	$(BIN)/python -m bff
 
+# Two processes (pytest-xdist), each test file kept in one of them (its module fixtures are
+# made once): most of the suite's time is waiting, not CPU. TEST_PROCESSES=0 runs it in one.
+TEST_PROCESSES ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .
