@@ -17,7 +17,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from bff.app import create_app
 from bff.errors import DownstreamUnavailable
-from bff.models import Inventory
+from bff.models import Inventory, Review, ReviewSummary
 from bff.parts import PARTS, Part
 from bff.settings import Settings
 
@@ -144,3 +144,33 @@ class TestDeclaration:
         stock: Part[Inventory] = endpoint("/stock/", Inventory, lambda i: (i.product_id,))
         with pytest.raises(msgspec.ValidationError):
             stock.decode(b'{"productId":"P001","stock":-1}', "P001")
+
+
+class TestWhatEachPartPutsInTheAnswer:
+    """The gateway's own three merges: the keys and values a frontend reads."""
+
+    @staticmethod
+    def merged(name: str, value: Any) -> Mapping[str, Any]:
+        return next(p for p in PARTS if p.name == name).merge(value)
+
+    def test_reviews_and_their_summary_rounded_to_two_places(self) -> None:
+        reviews = [
+            Review(product_id="P1", rating=rating, comment="", author="a") for rating in (5, 4, 4)
+        ]
+        merged = self.merged("reviews", reviews)
+        assert dict(merged) == {
+            "reviews": reviews,
+            "reviewSummary": ReviewSummary(count=3, average_rating=4.33),
+        }
+
+    @pytest.mark.parametrize("value", [None, []])
+    def test_no_reviews_or_degraded_reviews_summarise_to_nothing(self, value: Any) -> None:
+        assert dict(self.merged("reviews", value)) == {
+            "reviews": [],
+            "reviewSummary": ReviewSummary(count=0, average_rating=None),
+        }
+
+    def test_stock_unknown_is_null_not_zero(self) -> None:
+        stock = Inventory(product_id="P1", stock=3)
+        assert dict(self.merged("inventory", stock)) == {"inventory": stock}
+        assert dict(self.merged("inventory", None)) == {"inventory": None}
