@@ -246,6 +246,21 @@ class TestCompression:
             assert "Content-Encoding" not in resp.headers
             assert await resp.read() == SMALL
 
+    @pytest.mark.parametrize(("size", "coding"), [(MIN_BYTES - 1, None), (MIN_BYTES, "gzip")])
+    async def test_the_minimum_itself_is_compressed(
+        self, aiohttp_client: AiohttpClient, size: int, coding: str | None
+    ) -> None:
+        """At least the minimum (BFF_COMPRESS_MIN_BYTES): a body of exactly that many bytes
+        is compressed, one byte less is not."""
+        body = b" " * size
+        app = web.Application(middlewares=[finishing(MIN_BYTES)])
+        app.router.add_get("/sized", handler(body, COMPLETE))
+        client = await aiohttp_client(app, auto_decompress=False)
+        async with client.get("/sized", headers={"Accept-Encoding": "gzip"}) as resp:
+            assert resp.headers.get("Content-Encoding") == coding
+            raw = await resp.read()
+        assert (gzip.decompress(raw) if coding else raw) == body
+
     async def test_every_route_problems_included(self, client: Client) -> None:
         async with client.get("/problem", headers={"Accept-Encoding": "gzip"}) as resp:
             assert resp.headers["Content-Encoding"] == "gzip"

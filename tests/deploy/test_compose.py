@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_support import DEPLOY, load_yaml
+from deploy_support import DEPLOY, built_image, load_yaml
 
 from bff.settings import Settings
 
@@ -51,6 +51,16 @@ class TestCompose:
         assert len(mounts) >= 7  # nginx x3, collector, prometheus x2, grafana x2
         missing = [m for m in mounts if not host_path(m).exists()]
         assert missing == []
+
+    def test_runs_the_image_the_docs_build(self, compose: dict[str, Any]) -> None:
+        """Every service of ours runs the tag docs/deploy.md builds (another tag, never built,
+        would make `docker compose up` pull a name no registry has)."""
+        ours = {
+            s["image"]
+            for s in compose["services"].values()
+            if s.get("image", "").startswith("product-details-bff:")
+        }
+        assert ours == {built_image()}
 
     def test_the_build_context_holds_the_dockerfile(self, compose: dict[str, Any]) -> None:
         build = compose["services"]["bff-1"]["build"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from deploy_support import DEPLOY, load_all_yaml, require_tool, unavailable
+from deploy_support import DEPLOY, built_image, load_all_yaml, require_tool, unavailable
 
 from bff.settings import Settings
 
@@ -109,6 +109,22 @@ class TestSchemas:
         }
         for name in ("product", "reviews", "inventory"):
             assert one(docs, "Service", name)["spec"]["clusterIP"] == "None"  # headless
+
+    def test_the_local_overlay_runs_the_image_the_docs_build(self) -> None:
+        """The local cluster's pods run the tag docs/deploy.md builds and `kind load` loads;
+        the base's release tag there would leave them in ErrImagePull."""
+        pods = [
+            d["spec"]["template"]["spec"]
+            for d in render("overlays/local")
+            if d["kind"] in ("Deployment", "StatefulSet")
+        ]
+        ours = {
+            c["image"]
+            for pod in pods
+            for c in pod["containers"]
+            if c["image"].startswith("product-details-bff:")
+        }
+        assert ours == {built_image()}
 
 
 class TestDeployment:

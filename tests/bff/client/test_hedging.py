@@ -335,6 +335,14 @@ class TestRefused:
         assert client.hedging.budget_counts[1] == 0
         assert skipped("loop_lag") == before + 1
 
+    async def test_a_timer_more_than_3_ms_late_sends_no_hedge(self, setup: Setup) -> None:
+        """The figure docs/resilience.md gives ("the timer fired > 3 ms late"), written out:
+        the test above reads the bound from the code and would pass whatever it became."""
+        client, first, _ = setup
+        before = skipped("loop_lag")
+        assert Call(client, first).start_hedge(0.0035) is None
+        assert skipped("loop_lag") == before + 1
+
     async def test_a_starved_loop_sends_no_hedge_even_on_time(self, setup: Setup) -> None:
         client, first, _ = setup
         client.loop_lag = LoopLag()
