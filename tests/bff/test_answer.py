@@ -282,6 +282,7 @@ class TestCompression:
         hostile = "gzip;q=0.1, " * 10_000 + "br"
         assert choose(hostile) == "gzip"
         assert choose("gzip;q=0.1, " * 63 + "br") == "br"  # the 64th element still counts
+        assert choose("gzip;q=0.1, " * 64 + "br") == "gzip"  # the 65th is never read
         hits = choose.cache_info().hits
         assert choose(hostile) == "gzip"
         assert choose.cache_info().hits == hits + 1
