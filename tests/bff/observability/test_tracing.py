@@ -182,6 +182,7 @@ class TestSpanTree:
         assert attrs["bff.service"] == "product"
         assert attrs["bff.instance"] == traced_mocks.url("product")
         assert attrs["bff.attempt"] == 1
+        assert attrs["bff.hedge"] is False  # the first request, not a hedge
         assert attrs["bff.outcome"] == "ok"
         assert attrs["bff.breaker.state"] == "closed"
         assert attrs["http.response.status_code"] == 200
