@@ -123,6 +123,19 @@ class TestDegradedParts:
         assert last["degraded"] == {"inventory": "unavailable"}
         assert last["error"] == "inventory: unavailable"
 
+    async def test_a_part_that_failed_before_the_product_has_its_line_right_after_the_first(
+        self, bff: BffClient, mocks: Mocks
+    ) -> None:
+        await mocks.faults("inventory", error_rate=1.0, latency_ms=0)
+        await mocks.faults("product", latency_ms=250)  # within its 300 ms attempt timeout
+        _, lines = await lines_of(bff, "/product-details/P013")
+        (at_first, first), (at_second, second), *_ = lines
+        assert "inventory" not in first
+        assert first["pending"] == ["inventory"]  # reviews (80 ms) came with the product
+        assert second == {"part": "inventory", "inventory": None, "reason": "unavailable"}
+        assert at_second - at_first < 0.02  # written with the first line
+        assert lines[-1][1]["degraded"] == {"inventory": "unavailable"}
+
     async def test_a_part_past_the_deadline_is_a_timeout_line_by_the_deadline(
         self, bff: BffClient, mocks: Mocks
     ) -> None:
