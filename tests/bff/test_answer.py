@@ -73,6 +73,13 @@ SHAREABLE = AnswerFreshness(max_age_s=25, shareable=True, complete=True)
 DEGRADED = AnswerFreshness(max_age_s=25, shareable=True, complete=False)
 
 
+@pytest.fixture(autouse=True)
+def fresh_memo() -> None:
+    """Each test negotiates from scratch: a choice memoised by an earlier test would answer
+    without running the rules this one checks (and `make mutate` would not see it run them)."""
+    choose.cache_clear()
+
+
 @pytest.fixture
 async def client(aiohttp_client: AiohttpClient) -> Client:
     app = web.Application(middlewares=[finishing(MIN_BYTES)])
