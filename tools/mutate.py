@@ -87,6 +87,7 @@ GROUPS: tuple[Group, ...] = (
             "tests/bff/test_forwarded_headers.py",
             "tests/bff/test_problems.py",
             "tests/bff/observability/test_logging.py",  # the access line: the one report
+            "tests/bff/observability/test_tracing.py",  # the server span the middleware ends
             "tests/bff/client/test_call_records.py",
         ),
     ),
