@@ -48,9 +48,13 @@ _ASYNC = {
 }
 _SWEEP_S = 1.0
 # One decision is one or two round trips (~0.3 ms each measured on loopback, the Lua script of
-# the moving window included): 5 ms, the part cache's Redis bound, leaves room for a busy
-# Redis and costs a request little when Redis is gone.
-REDIS_BOUND_S = 0.005
+# the moving window included). Not the part cache's 5 ms: past the bound the cache only makes
+# a call it could have saved, the limiter lets everybody through. On a 2-core machine with
+# both cores busy, replies past 5 ms came three in a row often enough to pause the shared limit
+# for a second at a time (126 requests let through where the limit was 100, three instances
+# behind nginx); 25 ms is what a stopped Redis costs each of the three requests that find it
+# so before the pause.
+REDIS_BOUND_S = 0.025
 # As the part cache's tier: three failures in a row, not one, so a single slow reply among
 # successes does not switch the shared limit off; a second of requests let through unlimited,
 # then one probe.

@@ -339,8 +339,8 @@ async def allowed(limiter: ratelimit.RateLimiter, key: str, count: int) -> int:
 
 
 # What these tests count is failures, not how long one may take: a live Redis must never be
-# late here. On a machine whose cores are both busy, a reply now and then takes more than the
-# 5 ms of the real bound, and one such reply would be counted as a failure.
+# late here. On a machine whose cores are both busy, a reply now and then takes more than a
+# few ms, and one such reply would be counted as a failure.
 _COUNTING_BOUND_S = 0.1
 
 
@@ -351,7 +351,7 @@ class TestRedisBounds:
         self, shared: ratelimit.RateLimiter, redis_server: RedisServer
     ) -> None:
         """The quickest of five decisions against a stopped Redis shows which bound is in
-        force: about its 5 ms, where the client's own 50 ms timeouts would be the bound
+        force: about its 25 ms, where the client's own 250 ms timeouts would be the bound
         without it (a decision between two, Redis answering, keeps the limiter from
         pausing, which would make a decision free)."""
         took = []
@@ -361,8 +361,8 @@ class TestRedisBounds:
                 started = time.monotonic()
                 assert await allowed(shared, f"held-{i}", 1) == 1  # fail open
                 took.append(time.monotonic() - started)
-        assert ratelimit.REDIS_BOUND_S == 0.005
-        assert min(took) < 0.025, took
+        assert ratelimit.REDIS_BOUND_S == 0.025
+        assert min(took) < 0.1, took
 
     async def test_a_short_budget_bounds_the_wait_and_is_not_held_against_redis(
         self,
