@@ -28,7 +28,13 @@ from cache_support import (
 )
 from prometheus_client import REGISTRY
 
-from bff.cache.redis_tier import FAIL_MAX, PAUSE_S, WRITE_TIMEOUT_FACTOR, RedisTier
+from bff.cache.redis_tier import (
+    FAIL_MAX,
+    MAX_PENDING_WRITES,
+    PAUSE_S,
+    WRITE_TIMEOUT_FACTOR,
+    RedisTier,
+)
 from bff.cache.store import (
     FRESH,
     MISS,
@@ -104,6 +110,38 @@ class TestSharedValues:
             else:
                 assert await tier.get(f"k{i}") == f"v{i}".encode() * 2000
         assert cut > 0
+
+
+class TestWrites:
+    """Writes go out in the background, bounded in number and in time, with the TTL asked."""
+
+    async def test_a_ttl_in_whole_milliseconds_rounded_up(
+        self, tier: RedisTier, redis_server: RedisServer
+    ) -> None:
+        tier.put_later("k", b"v", ttl_s=2.0001)
+        tier.put_later("half", b"v", ttl_s=0.5)
+        tier.put_later("gone", b"v", ttl_s=0)  # nothing left to keep: not written
+        await tier.flush()
+        raw = coredis.Redis.from_url(redis_server.url)
+        pttl = await raw.pttl("test:k")
+        assert 1900 < pttl <= 2001, pttl
+        assert 400 < await raw.pttl("test:half") <= 500
+        assert await raw.exists(["test:gone"]) == 0
+
+    async def test_at_most_so_many_writes_wait_on_a_stopped_redis(
+        self, tier: RedisTier, redis_server: RedisServer
+    ) -> None:
+        with redis_server.stopped():
+            for i in range(MAX_PENDING_WRITES + 10):
+                tier.put_later(f"k{i}", b"v", ttl_s=30)
+            assert len(tier._writes) == MAX_PENDING_WRITES
+            started = time.monotonic()
+            await tier.flush()
+            # Each write gives up at its bound (10 x the lookup's, 0.5 s here; 256 of them
+            # at once take a little longer), not when Redis comes back.
+            took = time.monotonic() - started
+        assert took < 4 * TIMEOUT_S * WRITE_TIMEOUT_FACTOR, took
+        assert len(tier._writes) == 0
 
 
 class TestFailures:
