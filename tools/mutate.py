@@ -307,6 +307,20 @@ EQUIVALENT: dict[str, str] = {
         f"bff.product_details.xǁProductDetailsǁ_write_lines__mutmut_{n}": _ZIP_EQUAL
         for n in (49, 52, 53, 70)
     },
+    # the cache group as of 2026-12-06
+    **{
+        f"bff.cache.redis_tier.xǁRedisTierǁput_later__mutmut_{n}": (
+            "a copy with nothing left to keep, written for 1 or 2 ms, has expired before "
+            "anybody reads it: as good as not written"
+        )
+        for n in (1, 8)
+    },
+    "bff.cache.redis_tier.xǁRedisTierǁ_write__mutmut_1": (
+        "the client's own stream and connect timeouts are the same bound (the write's "
+        "10 x the lookup's): without the asyncio one, a write still gives up then"
+    ),
+    "bff.cache.redis_tier.xǁRedisTierǁ__init____mutmut_6": _FALSY,
+    "bff.cache.redis_tier.xǁRedisTierǁ__init____mutmut_11": "coredis' default is False too",
 }
 
 _TIMING = "mutate-seconds.txt"  # the run's duration and error, for --report-only
