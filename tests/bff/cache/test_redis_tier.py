@@ -418,13 +418,21 @@ class TestSharedBetweenInstances:
         async with first.get("/product-details/SHARED1") as resp:
             assert resp.status == 200
             expected = await resp.json()
+            cached_for = max_age(resp.headers["Cache-Control"])
         await written(redis_server)  # the Redis writes go out after the answer
         before = await mocks.calls()
         async with second.get("/product-details/SHARED1") as resp:
             assert resp.status == 200
             body = await resp.json()
+            timing = server_timing(resp.headers["Server-Timing"])
+            # As fresh as the copies in Redis are, and shareable as they were.
+            assert resp.headers["Cache-Control"].startswith("public, ")
+            assert cached_for - 1 <= max_age(resp.headers["Cache-Control"]) <= cached_for
         assert await mocks.calls() == before
         assert body == expected
+        for part in ("product", "reviews", "inventory"):
+            assert timing[part]["desc"] == "cache", timing
+            assert 0 <= float(timing[part]["dur"]) < 100, timing
 
     async def test_without_redis_the_second_instance_calls(
         self, make_bff: MakeBff, mocks: Mocks
@@ -437,6 +445,10 @@ class TestSharedBetweenInstances:
         async with second.get("/product-details/SHARED2") as resp:
             assert resp.status == 200
         assert await mocks.calls() == {k: v + 1 for k, v in before.items()}
+
+
+def max_age(cache_control: str) -> int:
+    return int(cache_control.rsplit("max-age=", 1)[1].split(",")[0])
 
 
 class TestStaleAcrossInstances:
