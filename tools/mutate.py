@@ -423,7 +423,8 @@ def _copy_tree(workdir: Path) -> None:
     ).stdout.splitlines()
     for rel in listed:
         src = ROOT / rel
-        if src.is_file() and not rel.startswith(("bench/results/", "docs/")):
+        # The docs' text is read by tests (the settings table); their pictures are not.
+        if src.is_file() and not rel.startswith(("bench/results/", "docs/images/")):
             dst = workdir / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
@@ -436,7 +437,7 @@ def _configure(pyproject: Path, group: Group) -> None:
         "[tool.mutmut]",
         'source_paths = ["bff"]',
         f"only_mutate = {_toml_list(group.modules)}",
-        'also_copy = ["mock_services", "bench"]',
+        'also_copy = ["mock_services", "bench", "docs"]',
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}",
         f"pytest_add_cli_args = {_toml_list([*_PYTEST_ARGS, *group.pytest_args])}",
         # A mutant's tests get 5x their clean duration plus 2 s, then count as a timeout
