@@ -185,58 +185,16 @@ _PYBREAKER_UNUSED = (
     "time the opening ourselves), so its own reset timer, error on trip and name are never read"
 )
 _NO_TEXT = "None is as empty as '' for the `if text` that follows: the class name alone"
-_RETRY_MESSAGE = (
-    "a RetryableAttempt never leaves run_attempts (its error is raised instead) and "
-    "aiohttp-retry's logger is silenced: its message is never read"
-)
 _COST_ONLY = (
     "decides only whether the bucket is looked up (or emptied) again, which is then a no-op; "
     "it differs only if a bucket's count equals the clock's second, in the thousands"
 )
-_SWEEP_UNUSED = "the sweep then also visits never-used buckets (second -1), which hold nothing"
 _DIGITS_ONLY = (
     "the value is all ASCII digits here: stripping 'X' too changes nothing; and past the "
     "leading zeros 8 digits are already beyond the one-hour cap, so are 9"
 )
-_NEVER_READ_VALUE = "CallState.value is never read: the call's value travels on the Call"
-_NO_INSTANCE_YET = (
-    "the last instance is only compared by identity with real instances: '' matches none, "
-    "as None does"
-)
-_CAST = "typing.cast does nothing at run time"
-_DELAY_SET_FIRST = (
-    "the seam sets the delay before every retry the loop sleeps for: the first value is never read"
-)
-_APP_PASSES_IT = "the app always passes lag_neutral_s from the settings: the default is for tests"
 _HTTP_HEADER_CASE = "HTTP header names are case-insensitive (RFC 9110 section 5.1)"
-_EXACTLY_A_WINDOW_OLD = (
-    "no bucket is ever exactly `window` seconds old in the sweep: that one is the current "
-    "second's own bucket, emptied and re-marked just above"
-)
-_VALUE_SET_FIRST = "Call.value is set by the successful attempt before fetch reads it"
-_NON_200_BODY = "a non-200 answer's body and response are never read: classify uses its status only"
-_OURS_UNCHANGED = "a DownstreamError matches no mapping: it propagates unchanged either way"
-_TLS_ONLY = (
-    "aiohttp reads server_hostname only for a TLS connection: also setting it for http "
-    "changes nothing"
-)
 _ZIP_EQUAL = "the parts and their values come from one list: zip's strict check never fires"
-_ASSERT_TEXT = (
-    "an assert's message is read only when it fails, and the handler sets the deadline first"
-)
-_ANSWERED_TEXT = "_Answered is caught in PartFetcher.__call__: its message is never read"
-_ONLY_404_VALUE = (
-    "reviews' [] is the only value a 404 stands for, and None merges to the same reviews: []"
-)
-_UNREPORTED_CALL = (
-    "the live call's and the refresh's own PartCall and context are reported nowhere (their "
-    "calls carry the request's id in the headers copied from it): only the request's are"
-)
-_DURATION_AT_REPORT = (
-    "a part's duration left unset is measured when the report is made: the same figure, "
-    "microseconds later"
-)
-_UNNAMED_BUDGET = "every RetryBudget of the gateway is built with its service's name"
 _NO_BODY_READ = (
     "a Reply is given a body only for a 200, the one status whose body is read (stored and "
     "decoded): the default is never read"
@@ -270,16 +228,12 @@ EQUIVALENT: dict[str, str] = {
     "bff.resilience.window.xǁSlidingCountsǁclear__mutmut_4": _CLEARED_MARK,
     "bff.resilience.window.xǁSlidingCountsǁclear__mutmut_5": _CLEARED_MARK,
     "bff.resilience.window.xǁSlidingCountsǁadd__mutmut_2": _COST_ONLY,
-    "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_8": _HEADER_CASE,
-    "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_9": _HEADER_CASE,
-    # the edge group as of 2026-11-26
-    "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_9": _HEADER_CASE,
-    "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_10": _HEADER_CASE,
-    "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_13": (
-        "the only exempt path is /openapi.json, whose handler never reads its request"
-    ),
-    "bff.edge.guard.xǁEdgeGuardǁ__call____mutmut_20": (
-        "a time queued equal to the deadline to the last bit of a float does not happen"
+    # the edge group as of 2026-12-06
+    "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_7": _HEADER_CASE,
+    "bff.edge.guard.xǁEdgeGuardǁ_admit__mutmut_8": _HEADER_CASE,
+    "bff.edge.admission.xǁAdmissionǁ_size__mutmut_13": _FLOAT_EQUAL,
+    "bff.edge.admission.xǁAdmissionǁ_size__mutmut_33": (
+        "at or above the ceiling, min(ceiling, a larger limit) is the ceiling as well"
     ),
     # the client group as of 2026-12-06 (bff/client.py)
     "bff.client.xǁReplyǁ__init____mutmut_1": _NO_BODY_READ,
