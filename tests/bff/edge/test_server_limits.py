@@ -8,6 +8,7 @@ headers, and a count by reason (bff.edge.protocol)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 
@@ -157,16 +158,35 @@ class TestParserErrors:
     request id, our fixed headers, and a count by reason."""
 
     @pytest.mark.parametrize(
-        ("data", "reason"),
+        ("data", "reason", "detail"),
         [
-            (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", "line_too_long"),
-            (b"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n", "bad_method"),
-            (b"GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n", "malformed"),
+            (
+                b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                "line_too_long",
+                "the request line or a header is too long",
+            ),
+            (
+                b"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n",
+                "bad_method",
+                "the request method is not valid HTTP",
+            ),
+            (
+                b"GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n",
+                "malformed",
+                "the request is not valid HTTP",
+            ),
         ],
         ids=["oversized-line", "bad-method", "nul-in-header"],
     )
     async def test_a_problem_with_an_id(
-        self, serve: Serve, bff: BffClient, admin_for: AdminFor, data: bytes, reason: str
+        self,
+        serve: Serve,
+        bff: BffClient,
+        admin_for: AdminFor,
+        capsys: pytest.CaptureFixture[str],
+        data: bytes,
+        reason: str,
+        detail: str,
     ) -> None:
         admin = await admin_for(bff)
         async with admin.get("/metrics") as resp:
@@ -179,8 +199,21 @@ class TestParserErrors:
         request_id = answer.header("X-Request-ID")
         assert request_id is not None
         assert len(request_id) == 32
-        assert b'"requestId":"' + request_id.encode() + b'"' in answer.body
-        assert b"/problems/invalid-request" in answer.body
+        assert json.loads(answer.body) == {
+            "type": "/problems/invalid-request",
+            "title": "Invalid request",
+            "status": 400,
+            "detail": detail,
+            "instance": "/",
+            "requestId": request_id,
+        }
+        # What every answer of the public port carries, though no middleware saw this one.
+        assert answer.header("Vary") == "Accept-Encoding, Accept-Language, Authorization"
+        assert answer.header("Server-Timing") == "total;dur=0.0"
+        (line,) = [s for s in capsys.readouterr().out.splitlines() if request_id in s]
+        assert re.search(r"\] request\s", line), line  # the access line, as for any request
+        assert f"parse_error={reason} " in line
+        assert line.endswith(" status=400")
         async with admin.get("/metrics") as resp:
             after = parse_errors(await resp.text()).get(reason, 0.0)
         assert after - before == 1
