@@ -15,6 +15,7 @@ SHOP = "https://shop.example"
 EVIL = "https://evil.example"
 
 
+ORIGIN_REFUSED = "this origin may not call the API from a browser"
 ENV = {"BFF_CORS_ORIGINS": f"{SHOP}, https://m.shop.example"}
 
 
@@ -45,23 +46,38 @@ class TestPreflight:
         assert await mocks.requests("product") == 0
 
     @pytest.mark.parametrize(
-        "headers",
+        ("headers", "detail"),
         [
-            preflight(EVIL),
-            preflight("null"),
-            preflight(f"{SHOP}.evil.example"),
-            preflight("http://shop.example"),  # another scheme is another origin
-            preflight(SHOP, method="DELETE"),
-            preflight(SHOP, headers="x-internal-debug"),
+            (preflight(EVIL), ORIGIN_REFUSED),
+            (preflight("null"), ORIGIN_REFUSED),
+            (preflight(f"{SHOP}.evil.example"), ORIGIN_REFUSED),
+            (preflight("http://shop.example"), ORIGIN_REFUSED),  # another scheme, another origin
+            (preflight(SHOP, method="DELETE"), "method not allowed; allowed: GET, HEAD"),
+            (preflight(SHOP, headers="x-internal-debug"), "a requested header is not allowed"),
         ],
         ids=["other-origin", "null-origin", "suffix-trick", "http-scheme", "method", "header"],
     )
-    async def test_refused(self, cors_bff: BffClient, headers: dict[str, str]) -> None:
+    async def test_refused(self, cors_bff: BffClient, headers: dict[str, str], detail: str) -> None:
         async with cors_bff.options("/product-details/P001", headers=headers) as resp:
             assert resp.status == 403
             assert resp.content_type == "application/problem+json"
             assert "Access-Control-Allow-Origin" not in resp.headers
             assert "Access-Control-Allow-Methods" not in resp.headers
+            body = await resp.json(content_type=None)
+        assert (body["type"], body["detail"]) == ("/problems/cors-rejected", detail)
+
+    async def test_a_preflight_varies_on_what_it_read_and_grants_credentials_when_set(
+        self, make_bff: MakeBff
+    ) -> None:
+        client = await make_bff({"edge.cors.allow_credentials": True}, **ENV)
+        async with client.options("/product-details/P001", headers=preflight(SHOP)) as resp:
+            assert resp.status == 204
+            assert resp.headers["Vary"] == (
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
+                "Accept-Encoding, Accept-Language, Authorization"  # what every answer varies on
+            )
+            assert resp.headers["Access-Control-Allow-Credentials"] == "true"
+            assert "Access-Control-Allow-Headers" not in resp.headers  # none asked for
 
     async def test_no_cors_configured_means_no_preflight(self, bff: BffClient) -> None:
         async with bff.options("/product-details/P001", headers=preflight(SHOP)) as resp:
