@@ -391,7 +391,7 @@ def _configure(pyproject: Path, group: Group) -> None:
         "[tool.mutmut]",
         'source_paths = ["bff"]',
         f"only_mutate = {_toml_list(group.modules)}",
-        'also_copy = ["mock_services", "bench", "docs"]',
+        'also_copy = ["mock_services", "bench", "docs", "README.md"]',
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}",
         f"pytest_add_cli_args = {_toml_list([*_PYTEST_ARGS, *group.pytest_args])}",
         # A mutant's tests get 5x their clean duration plus 2 s, then count as a timeout
