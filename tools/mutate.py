@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -278,6 +279,7 @@ EQUIVALENT: dict[str, str] = {
 }
 
 _TIMING = "mutate-seconds.txt"  # the run's duration and error, for --report-only
+_DIFFS = "survivor-diffs.json"  # each survivor's changed lines, for --report-only
 _NAME = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
 _MODULE = re.compile(r"^(.*?)\.x(?:ǁ|_)")
 _KILLED = {"killed", "timeout", "caught by type check", "segfault"}
@@ -360,7 +362,12 @@ def collect(group: Group) -> Outcome:
     seconds = float(seconds_text)
     statuses = _statuses(mutmut, workdir)
     survivors = [n for n, s in statuses.items() if s not in _KILLED | _NOT_TRIED]
-    diffs = {n: _diff(mutmut, workdir, n) for n in survivors}
+    # `mutmut show` is a process per mutant (~0.5 s): the diffs of a run are kept beside it,
+    # so that --report-only does not pay for them again.
+    cache = workdir / _DIFFS
+    known: dict[str, str] = json.loads(cache.read_text()) if cache.exists() else {}
+    diffs = {n: known[n] if n in known else _diff(mutmut, workdir, n) for n in survivors}
+    cache.write_text(json.dumps(diffs))
     print(f"   {len(statuses)} mutants, {len(survivors)} not killed, {seconds:.0f} s", flush=True)
     return Outcome(group, statuses, diffs, seconds, error or None)
 
