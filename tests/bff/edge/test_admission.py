@@ -91,6 +91,14 @@ async def enter(
     return await a.enter(deadline(left), cheap, client)
 
 
+async def one_slot_taken(**kw: Any) -> Admission:
+    """A worker whose limit is one miss, and that one at work: the next miss has to wait."""
+    a = admission(**kw)
+    a.limit = 1
+    await enter(a)
+    return a
+
+
 class Client:
     """The connection a miss's answer goes out on, as admission sees it."""
 
@@ -224,9 +232,7 @@ class TestWaiting:
     deadline (less the target), not at once."""
 
     async def test_first_come_first_served(self) -> None:
-        a = admission(max_in_flight=100)
-        a.limit = 1
-        await enter(a)
+        a = await one_slot_taken(max_in_flight=100)
         order: list[int] = []
 
         async def waiter(n: int) -> None:
@@ -242,9 +248,7 @@ class TestWaiting:
         assert order == [0, 1, 2]
 
     async def test_refused_once_only_the_reserve_is_left_answered_at_the_end(self) -> None:
-        a = admission()
-        a.limit = 1
-        await enter(a)
+        a = await one_slot_taken()
         loop = asyncio.get_running_loop()
         started = loop.time()
         waiter = asyncio.create_task(enter(a, left=0.2))  # may wait 100 ms
@@ -259,9 +263,7 @@ class TestWaiting:
         assert a.in_flight == 1
 
     async def test_no_time_to_wait_is_decided_at_once(self) -> None:
-        a = admission()
-        a.limit = 1
-        await enter(a)
+        a = await one_slot_taken()
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(ServiceOverloaded):
@@ -270,9 +272,7 @@ class TestWaiting:
         assert 0.04 <= loop.time() - started < 0.09
 
     async def test_a_client_that_went_away_is_answered_at_once(self) -> None:
-        a = admission()
-        a.limit = 1
-        await enter(a)
+        a = await one_slot_taken()
         gone = Client()
         gone.closing = True
         loop = asyncio.get_running_loop()
@@ -291,9 +291,7 @@ class TestWaiting:
         assert a.waiting == 0
 
     async def test_a_waiter_whose_client_went_away_is_dropped_at_its_turn(self) -> None:
-        a = admission()
-        a.limit = 1
-        await enter(a)
+        a = await one_slot_taken()
         leaving, staying = Client(), Client()
         dropped = asyncio.create_task(enter(a, client=leaving))
         kept = asyncio.create_task(enter(a, client=staying))
@@ -306,9 +304,7 @@ class TestWaiting:
         assert (a.in_flight, a.waiting, a.gone) == (1, 0, 1)
 
     async def test_a_waiter_that_leaves_gives_its_turn_on(self) -> None:
-        a = admission()
-        a.limit = 1
-        await enter(a)
+        a = await one_slot_taken()
         leaving = asyncio.create_task(enter(a))
         staying = asyncio.create_task(enter(a))
         await asyncio.sleep(0)
@@ -336,9 +332,7 @@ class TestTheBoundsThatAlwaysHold:
         assert a.refused["queued"] == 1
 
     async def test_the_in_flight_ceiling_counts_the_waiting_too(self) -> None:
-        a = admission(max_in_flight=2)
-        a.limit = 1
-        await enter(a)
+        a = await one_slot_taken(max_in_flight=2)
         waiter = asyncio.create_task(enter(a))
         await asyncio.sleep(0)
         loop = asyncio.get_running_loop()
