@@ -111,11 +111,8 @@ class ProductDetails:
             values.append(value)
             if value is NOT_AT_HAND:
                 missing.append((i, part, lookup))
-        if (
-            request.method == "GET"
-            and NDJSON in headers.get("Accept", "")
-            and _wants_lines(headers.get("Accept", ""))
-        ):
+        accept = headers.get("Accept", "")
+        if request.method == "GET" and NDJSON in accept and _wants_lines(accept):
             return await self._stream(request, ctx, product_id, parts, view, values, missing)
         if missing:
             await self._fetch_missing(ctx, product_id, view, values, missing, request.transport)
