@@ -101,8 +101,9 @@ cluster: install
 	$(BIN)/python -m deploy.cluster
 
 # Mutation testing of every module of bff/ (groups: client, request, resilience, cache, edge,
-# settings, observability, process): the table GROUPS in tools/mutate.py says which tests run against which
-# module. Not part of `make test` (one to two hours); puts a dated section atop docs/mutation.md.
+# settings, observability, process): the table GROUPS in tools/mutate.py says which tests run
+# against which module. Not part of `make test` (one to two hours); puts a dated section atop
+# docs/mutation.md.
 # Knobs: MUTATE_ARGS="--groups client,request --jobs 2 --group-timeout 800".
 MUTATE_STAMP := $(VENV)/.mutate-stamp
 
